@@ -1,0 +1,93 @@
+"""Registry of paper experiments, looked up by name from claim declarations.
+
+An experiment is a plain function ``f(params, seed, device) -> Measurement``
+registered with :func:`experiment`. The claims engine (``hessbench.claims``)
+finds it by the ``experiment = "<name>"`` key of a claim file; see
+``docs/claims-format.md``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Measurement", "Experiment", "experiment", "get_experiment", "REGISTRY"]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one run (one parameter set, one seed) of an experiment returns.
+
+    ``metrics``: named measurements (numbers, bools, or nested lists of numbers);
+    expectations are evaluated on them and they all go to ``report.json``.
+    ``figure_data``: anything JSON-serialisable the experiment's figure needs.
+    """
+
+    metrics: Mapping[str, Any]
+    figure_data: Mapping[str, Any] = field(default_factory=dict)
+
+
+FigureFn = Callable[[list[dict[str, Any]]], Any]
+ExperimentFn = Callable[[dict[str, Any], int, Any], Measurement]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A registered experiment.
+
+    ``figure(records)`` gets every record of a claim in one run: dicts with keys
+    ``"point"``, ``"params"``, ``"seed"``, ``"metrics"``, ``"figure_data"``; it
+    returns a ``matplotlib.figure.Figure`` reproducing the paper's figure.
+    ``metrics``, when declared, lets claim files be checked before running.
+    """
+
+    name: str
+    func: ExperimentFn
+    figure: FigureFn | None = None
+    metrics: frozenset[str] | None = None
+
+    def __call__(self, params: dict[str, Any], seed: int, device: Any) -> Measurement:
+        return self.func(params, seed, device)
+
+
+REGISTRY: dict[str, Experiment] = {}
+"""Every registered experiment by name; filled by importing ``hessbench.experiments``."""
+
+
+def experiment(name: str, *, figure: FigureFn | None = None,
+               metrics: Iterable[str] | None = None) -> Callable[[ExperimentFn], ExperimentFn]:
+    """Register ``func(params, seed, device) -> Measurement`` under ``name``.
+
+    The decorated function is returned unchanged, so it stays callable directly.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"experiment name must be a non-empty string, got {name!r}")
+    if isinstance(metrics, str):
+        raise TypeError(f"metrics for experiment {name!r} must be a list of names, not a string")
+    declared = None if metrics is None else frozenset(metrics)
+
+    def register(func: ExperimentFn) -> ExperimentFn:
+        old = REGISTRY.get(name)
+        if old is not None and _where(old.func) != _where(func):  # a re-import replaces itself
+            raise ValueError(f"experiment {name!r} is already registered by "
+                             f"{_where(old.func)}; "
+                             "pick another name")
+        REGISTRY[name] = Experiment(name=name, func=func, figure=figure, metrics=declared)
+        return func
+
+    return register
+
+
+def _where(func: Callable[..., Any]) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def get_experiment(name: str) -> Experiment:
+    """The experiment registered as ``name``; ``KeyError`` naming the known ones otherwise."""
+    import hessbench.experiments  # noqa: F401  (importing the package fills REGISTRY)
+
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY)) or "(none)"
+        raise KeyError(f"unknown experiment {name!r}; registered experiments: {known}") from None
