@@ -6,6 +6,151 @@ a leading batch of independent chains.
 from __future__ import annotations
 
 # --- Wei & Schwab, "How noise affects the Hessian spectrum" (valley toys) ---
+#
+# A valley toy is L(theta) = sum_i a_i(y) x_i^2 with theta = (x, y): the first k
+# coordinates x are non-degenerate, the last m coordinates y are degenerate.
+# Every point of the floor x = 0 is a global minimum; there the Hessian is
+# diag(2 a(y)) (+) 0_m, so its non-degenerate eigenvalues are 2 a_i(y) and
+#     Tr H(y) = 2 sum_i a_i(y),   log det H_nd(y) = sum_i log(2 a_i(y)).
+# Away from the floor (x != 0) the full Hessian is
+#     d2L/dx_i dx_j = 2 a_i delta_ij,  d2L/dx_i dy = 2 x_i grad a_i,
+#     d2L/dy dy = sum_i x_i^2 hess a_i.
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+Coefficients = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ValleyToy:
+    """A valley loss ``L = sum_i a_i(y) x_i^2`` (Wei & Schwab, §4.2).
+
+    ``coefficients(y)`` maps degenerate coordinates ``y`` of shape ``(B, m)`` to
+    ``(a, grad_a, hess_a)`` of shapes ``(B, k)``, ``(B, k, m)``, ``(B, k, m, m)``.
+    """
+
+    name: str
+    formula: str
+    n_nondegenerate: int
+    n_degenerate: int
+    coefficients: Callable[[torch.Tensor], Coefficients]
+
+    @property
+    def dim(self) -> int:
+        return self.n_nondegenerate + self.n_degenerate
+
+    def split(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Check ``theta`` (shape ``(B, k + m)``) and return ``(x, y)``."""
+        if not isinstance(theta, torch.Tensor) or not theta.is_floating_point():
+            raise TypeError(f"{self.name}: theta must be a floating-point torch.Tensor")
+        if theta.ndim != 2 or theta.shape[1] != self.dim:
+            raise ValueError(f"{self.name}: theta must have shape (chains, {self.dim}), "
+                             f"got {tuple(theta.shape)}")
+        return theta[:, :self.n_nondegenerate], theta[:, self.n_nondegenerate:]
+
+    def check_y(self, y: torch.Tensor) -> torch.Tensor:
+        if not isinstance(y, torch.Tensor) or not y.is_floating_point():
+            raise TypeError(f"{self.name}: y must be a floating-point torch.Tensor")
+        if y.ndim != 2 or y.shape[1] != self.n_degenerate:
+            raise ValueError(f"{self.name}: y (degenerate coordinates) must have shape "
+                             f"(chains, {self.n_degenerate}), got {tuple(y.shape)}")
+        return y
+
+
+def _linear_forms(y: torch.Tensor, rows: list[list[float]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``u = y @ W.T`` for the fixed matrix ``W = rows`` (each row one form), and ``W``."""
+    w = torch.tensor(rows, dtype=y.dtype, device=y.device)
+    return y @ w.T, w
+
+
+def _abs_coefficients(y: torch.Tensor) -> Coefficients:
+    # a_1 = |t3 + t4|, a_2 = |t3 + 2 t4|; derivatives almost everywhere (off the kinks).
+    u, w = _linear_forms(y, [[1.0, 1.0], [1.0, 2.0]])
+    a = u.abs()
+    grad = torch.sign(u)[:, :, None] * w
+    hess = y.new_zeros(y.shape[0], 2, 2, 2)
+    return a, grad, hess
+
+
+def _exp_coefficients(y: torch.Tensor) -> Coefficients:
+    # a_1 = 4 - 2 exp(-(t3 + t4)), a_2 = exp(-(t3 - t4)^2).
+    u, w = _linear_forms(y, [[1.0, 1.0], [1.0, -1.0]])
+    s, d = u[:, 0], u[:, 1]
+    e1, e2 = torch.exp(-s), torch.exp(-d * d)
+    a = torch.stack([4.0 - 2.0 * e1, e2], dim=1)
+    da = torch.stack([2.0 * e1, -2.0 * d * e2], dim=1)          # d a_i / d u_i
+    d2a = torch.stack([-2.0 * e1, (4.0 * d * d - 2.0) * e2], dim=1)
+    grad = da[:, :, None] * w
+    outer = w[:, :, None] * w[:, None, :]                       # (2, m, m): w_i w_i^T
+    hess = d2a[:, :, None, None] * outer
+    return a, grad, hess
+
+
+WEI_SCHWAB_ABS = ValleyToy(
+    name="wei_schwab_abs",
+    formula="L = |t3 + t4| t1^2 + |t3 + 2 t4| t2^2",
+    n_nondegenerate=2, n_degenerate=2, coefficients=_abs_coefficients)
+"""Wei & Schwab §4.2, Fig. 2b. Piecewise linear a(y): Tr H has constant gradient
+between kinks, so the SGD trace drift is constant in time."""
+
+WEI_SCHWAB_EXP = ValleyToy(
+    name="wei_schwab_exp",
+    formula="L = (4 - 2 exp(-t3 - t4)) t1^2 + exp(-(t3 - t4)^2) t2^2",
+    n_nondegenerate=2, n_degenerate=2, coefficients=_exp_coefficients)
+"""Wei & Schwab §4.2, Fig. 2c-d (Corollary 2.1: noise structure selects what decreases)."""
+
+
+def valley_loss(toy: ValleyToy, theta: torch.Tensor) -> torch.Tensor:
+    """``L(theta)`` per chain, shape ``(B,)``."""
+    x, y = toy.split(theta)
+    a, _, _ = toy.coefficients(y)
+    return (a * x * x).sum(dim=1)
+
+
+def valley_gradient(toy: ValleyToy, theta: torch.Tensor) -> torch.Tensor:
+    """Closed-form gradient ``(2 a x, sum_i x_i^2 grad a_i)``, shape ``(B, k + m)``."""
+    x, y = toy.split(theta)
+    a, grad_a, _ = toy.coefficients(y)
+    gy = torch.einsum("bi,bij->bj", x * x, grad_a)
+    return torch.cat([2.0 * a * x, gy], dim=1)
+
+
+def valley_hessian(toy: ValleyToy, theta: torch.Tensor) -> torch.Tensor:
+    """Closed-form full Hessian, shape ``(B, k + m, k + m)`` (block formula above)."""
+    x, y = toy.split(theta)
+    a, grad_a, hess_a = toy.coefficients(y)
+    k = toy.n_nondegenerate
+    h = theta.new_zeros(theta.shape[0], toy.dim, toy.dim)
+    h[:, :k, :k] = torch.diag_embed(2.0 * a)
+    h[:, :k, k:] = 2.0 * x[:, :, None] * grad_a
+    h[:, k:, :k] = h[:, :k, k:].transpose(1, 2)
+    h[:, k:, k:] = torch.einsum("bi,bijl->bjl", x * x, hess_a)
+    return h
+
+
+def valley_floor_eigenvalues(toy: ValleyToy, y: torch.Tensor) -> torch.Tensor:
+    """Non-degenerate Hessian eigenvalues ``2 a_i(y)`` on the floor ``x = 0``, shape ``(B, k)``."""
+    a, _, _ = toy.coefficients(toy.check_y(y))
+    return 2.0 * a
+
+
+def valley_floor_trace(toy: ValleyToy, y: torch.Tensor) -> torch.Tensor:
+    """``Tr H`` at the floor point ``(0, y)``: ``2 sum_i a_i(y)``, shape ``(B,)``."""
+    return valley_floor_eigenvalues(toy, y).sum(dim=1)
+
+
+def valley_floor_logdet(toy: ValleyToy, y: torch.Tensor) -> torch.Tensor:
+    """``log det`` of the non-degenerate Hessian at ``(0, y)``: ``sum_i log 2 a_i(y)``.
+
+    ``nan`` where some ``a_i <= 0`` (the floor is then not a minimum).
+    """
+    lam = valley_floor_eigenvalues(toy, y)
+    return torch.where(lam > 0, lam, torch.full_like(lam, math.nan)).log().sum(dim=1)
+
 
 
 # --- Zhu et al. (ICML 2019), App. D.1: two-basin 2-D surface ---
