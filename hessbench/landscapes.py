@@ -154,3 +154,49 @@ def valley_floor_logdet(toy: ValleyToy, y: torch.Tensor) -> torch.Tensor:
 
 
 # --- Zhu et al. (ICML 2019), App. D.1: two-basin 2-D surface ---
+#
+# The finite sum L(w) = (1/N) sum_i l(w; x_i) of the authors' released code
+# (github.com/uuujf/SGDNoise, 2Dim/model.py and run.py; App. D.1):
+#     l(w; x) = min( 10 (c u - s v)^2 + 100 (c u + s v)^2,  |w - x + (1, 1)|^2 ),
+#     (u, v) = w - x - (1, 1),   c = cos(th), s = sin(th),   th = pi/4,
+# with samples x = 1e-2 (sqrt(10) z_1, z_2) K, K = [[c, -s], [s, c]], z ~ N(0, I_2),
+# i.e. x ~ N(0, 1e-4 K^T diag(10, 1) K). At th = pi/4 the sharp branch is
+# 10 ((u - v)/sqrt2)^2 + 100 ((u + v)/sqrt2)^2: Hessian eigenvalues 20 along
+# (1, -1)/sqrt2 and 200 along (1, 1)/sqrt2, the direction towards the flat
+# basin (isotropic Hessian 2 I) around (-1, -1). The data spread is largest
+# along (1, -1)/sqrt2, the sharp branch's flat direction.
+
+ZHU_SHARP_CENTRE = (1.0, 1.0)
+ZHU_FLAT_CENTRE = (-1.0, -1.0)
+
+
+def zhu_two_basin_loss(w: torch.Tensor, x: torch.Tensor, theta: float = math.pi / 4) -> torch.Tensor:
+    """Per-sample loss ``l(w; x)`` of Zhu et al. App. D.1 (formula above).
+
+    ``w`` and ``x`` have shape ``(..., 2)`` and broadcast; returns shape ``(...)``.
+    Pure torch, so ``torch.func`` transforms (vmap, grad, hessian) apply.
+    """
+    if w.shape[-1] != 2 or x.shape[-1] != 2:
+        raise ValueError(f"w and x must end in a dimension of size 2, got {tuple(w.shape)} and "
+                         f"{tuple(x.shape)}")
+    c, s = math.cos(theta), math.sin(theta)
+    u, v = w[..., 0] - x[..., 0] - 1.0, w[..., 1] - x[..., 1] - 1.0
+    sharp = 10.0 * (c * u - s * v) ** 2 + 100.0 * (c * u + s * v) ** 2
+    p, q = w[..., 0] - x[..., 0] + 1.0, w[..., 1] - x[..., 1] + 1.0
+    return torch.minimum(sharp, p * p + q * q)
+
+
+def zhu_two_basin_samples(chains: int, n: int, *, generator: torch.Generator,
+                          theta: float = math.pi / 4, dtype: torch.dtype = torch.float64,
+                          device: torch.device | str = "cpu") -> torch.Tensor:
+    """``chains`` independent data sets of ``n`` samples ``x = 1e-2 (sqrt(10) z_1, z_2) K``.
+
+    Shape ``(chains, n, 2)``; every chain (one run of App. D.1) draws its own data.
+    """
+    if chains < 1 or n < 1:
+        raise ValueError(f"need chains >= 1 and n >= 1, got chains={chains}, n={n}")
+    c, s = math.cos(theta), math.sin(theta)
+    rot = torch.tensor([[c, -s], [s, c]], dtype=dtype, device=device)
+    scale = torch.tensor([math.sqrt(10.0), 1.0], dtype=dtype, device=device)
+    z = torch.randn((chains, n, 2), generator=generator, dtype=dtype, device=device)
+    return 1e-2 * (z * scale) @ rot
