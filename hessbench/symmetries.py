@@ -21,7 +21,9 @@ EVERY theta (not only at minima),
 Convention: hessbench's D is the Jacobian of T_alpha; the slides' "D_alpha" in
 (grad^2 L)(T_alpha theta) = D_alpha (grad^2 L)(theta) D_alpha is our D^{-1}
 (for the one-hidden-layer T_alpha(theta1, theta2) = (alpha theta1, alpha^-1 theta2) it is
-diag(alpha^-1 I, alpha I)). ``rescaled_hessian`` applies the law.
+diag(alpha^-1 I, alpha I)). ``rescaled_hessian`` applies the law;
+``count_eigenvalues_above`` counts the eigenvalues of a rescaled Hessian above a threshold
+without losing the small ones to its extreme scaling (Dinh et al.'s K-layer theorem).
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ import torch
 from torch import nn
 
 __all__ = ["linear_layers", "layer_alphas", "parameter_scales", "rescale", "rescaled_hessian",
-           "layer_sizes"]
+           "layer_sizes", "count_eigenvalues_above"]
 
 # Modules f with f(c x) = c f(x) for every c > 0 (so they commute with the rescaling).
 _HOMOGENEOUS = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Flatten)
@@ -152,3 +154,36 @@ def rescaled_hessian(hessian: torch.Tensor, scales: torch.Tensor) -> torch.Tenso
         raise ValueError(f"scales must have shape ({hessian.shape[0]},), got {tuple(scales.shape)}")
     inv = 1.0 / scales.to(hessian)
     return inv[:, None] * hessian * inv[None, :]
+
+
+def count_eigenvalues_above(hessian: torch.Tensor, threshold: float,
+                            scales: torch.Tensor) -> int:
+    """#{eigenvalues of the symmetric ``hessian`` > ``threshold``}, for H = H(T theta) with
+    extreme diagonal scaling D^{-1} (.) D^{-1}, d = ``scales`` the rescaling's Jacobian.
+
+    By Sylvester's law of inertia the count equals the number of positive eigenvalues of
+    the congruent C = S D (H - threshold I) D S for invertible diagonal D, S. D H D
+    (= H(theta) by the transform law) is well scaled and, being formed entrywise, keeps the
+    entrywise accuracy of H; S_ii = (rho + |threshold| d_i^2)^{-1/2}, rho = max_i |(DHD)_ii|,
+    balances the remaining diagonal, so C has O(1) entries and LAPACK's backward error
+    (~eps ||C||) only blurs eigenvalues within ~1e-13 (relative) of the threshold. A plain
+    eigvalsh of H(T theta) errs by ~eps ||H(T theta)||, which for the alpha^-2k-scaled
+    bias blocks of a deep net exceeds the threshold itself.
+    """
+    if hessian.ndim != 2 or hessian.shape[0] != hessian.shape[1]:
+        raise ValueError(f"hessian must be a square matrix, got shape {tuple(hessian.shape)}")
+    if scales.shape != (hessian.shape[0],):
+        raise ValueError(f"scales must have shape ({hessian.shape[0]},), got {tuple(scales.shape)}")
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold must be finite, got {threshold}")
+    h = hessian.to(torch.float64)
+    d = scales.to(h)
+    if not bool(torch.all(d > 0)):
+        raise ValueError("scales must all be > 0 (the Jacobian of a ReLU rescaling)")
+    dhd = d[:, None] * h * d[None, :]
+    dhd = (dhd + dhd.T) / 2
+    rho = float(dhd.diagonal().abs().max())
+    denom = rho + abs(threshold) * d * d
+    s = torch.where(denom > 0, denom, torch.ones_like(denom)).rsqrt()
+    c = s[:, None] * (dhd - torch.diag(threshold * d * d)) * s[None, :]
+    return int((torch.linalg.eigvalsh(c) > 0).sum())

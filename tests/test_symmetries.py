@@ -15,8 +15,8 @@ from torch import nn
 from torch.func import functional_call
 
 from hessbench.models import mlp
-from hessbench.symmetries import (layer_alphas, layer_sizes, linear_layers, parameter_scales,
-                                  rescale, rescaled_hessian)
+from hessbench.symmetries import (count_eigenvalues_above, layer_alphas, layer_sizes,
+                                  linear_layers, parameter_scales, rescale, rescaled_hessian)
 from hessbench.utils import seeded_generator
 
 
@@ -164,3 +164,63 @@ def test_rescaled_hessian_shape_errors():
         rescaled_hessian(torch.zeros(2, 3), torch.ones(2))
     with pytest.raises(ValueError, match="scales must have shape"):
         rescaled_hessian(torch.zeros(2, 2), torch.ones(3))
+
+
+def _random_symmetric(eigenvalues: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    q, _ = torch.linalg.qr(torch.randn(len(eigenvalues), len(eigenvalues), generator=gen,
+                                       dtype=torch.float64))
+    return q @ torch.diag(eigenvalues) @ q.T
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 10_000))
+def test_count_above_matches_eigvalsh_when_well_scaled(seed):
+    """Coupled, indefinite H with d in [0.5, 2]: plain eigvalsh is accurate; thresholds at
+    midpoints between its eigenvalues leave no ambiguity."""
+    gen = seeded_generator(seed)
+    h = _random_symmetric(torch.randn(12, generator=gen, dtype=torch.float64), gen)
+    d = 0.5 + 1.5 * torch.rand(12, generator=gen, dtype=torch.float64)
+    ev = torch.linalg.eigvalsh(rescaled_hessian(h, d))
+    for i, t in enumerate(((ev[1:] + ev[:-1]) / 2).tolist()):
+        assert count_eigenvalues_above(rescaled_hessian(h, d), t, d) == 11 - i
+
+
+def test_count_above_exact_under_extreme_scaling():
+    """Block-diagonal H, one scale per block: eig(D^-1 H D^-1) = eig(H_g) / d_g^2 exactly,
+    across 1e-6 .. 1e5 scales and eigenvalues 1e-10 .. 1 (a 1e32 dynamic range)."""
+    gen = seeded_generator(7)
+    blocks, scales, exact = [], [], []
+    for d_g in [1e-6, 1e-3, 1.0, 1e5]:
+        lam = 10.0 ** torch.linspace(-10, 0, 6, dtype=torch.float64)
+        blocks.append(_random_symmetric(lam, gen))
+        scales += [d_g] * 6
+        exact += (lam / d_g ** 2).tolist()
+    h, d = torch.block_diag(*blocks), torch.tensor(scales, dtype=torch.float64)
+    h_r = rescaled_hessian(h, d)
+    for t in [3e-15, 3e-3, 3.0, 3e4, 3e7]:  # no eigenvalue within a factor 3
+        assert count_eigenvalues_above(h_r, t, d) == sum(v > t for v in exact)
+
+
+def test_count_above_bad_input():
+    with pytest.raises(ValueError, match="scales must all be > 0"):
+        count_eigenvalues_above(torch.eye(2), 1.0, torch.tensor([1.0, 0.0]))
+    with pytest.raises(ValueError, match="finite"):
+        count_eigenvalues_above(torch.eye(2), float("inf"), torch.ones(2))
+
+
+def test_count_above_exact_on_coupled_graded_matrix_vs_mpmath():
+    """Coupled H (eigenvalues 1e-10 .. 1) with interleaved scales 1e-6 .. 1e5: the count
+    matches an 80-digit mpmath eigensolve (where a plain float64 eigvalsh of the rescaled
+    matrix miscounts at the small thresholds)."""
+    mpmath = pytest.importorskip("mpmath")
+    gen = seeded_generator(11)
+    h = _random_symmetric(10.0 ** torch.linspace(-10, 0, 24, dtype=torch.float64), gen)
+    d = torch.tensor([1e5, 1.0, 1e-3, 1e-6] * 6, dtype=torch.float64)
+    with mpmath.workdps(80):
+        exact = mpmath.eigsy(mpmath.matrix([[mpmath.mpf(h[i, j].item()) / (mpmath.mpf(d[i].item())
+                                                                          * mpmath.mpf(d[j].item()))
+                                             for j in range(24)] for i in range(24)]),
+                             eigvals_only=True)
+        exact = [float(e) for e in exact]
+    for t in [1e-12, 1e-6, 1e-2, 1e2, 1e6, 1e10]:
+        assert count_eigenvalues_above(rescaled_hessian(h, d), t, d) == sum(v > t for v in exact)
