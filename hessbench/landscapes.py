@@ -22,26 +22,38 @@ from typing import Callable
 
 import torch
 
-Coefficients = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+Profile = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
 class ValleyToy:
-    """A valley loss ``L = sum_i a_i(y) x_i^2`` (Wei & Schwab, §4.2).
+    """A valley loss ``L = sum_i a_i(y) x_i^2`` with ``a_i(y) = f_i(w_i . y)`` (Wei & Schwab, §4.2).
 
-    ``coefficients(y)`` maps degenerate coordinates ``y`` of shape ``(B, m)`` to
-    ``(a, grad_a, hess_a)`` of shapes ``(B, k)``, ``(B, k, m)``, ``(B, k, m, m)``.
+    ``forms`` are the rows ``w_i`` (k rows of length m); ``profile(u)`` maps
+    ``u = y W^T`` of shape ``(B, k)`` to ``(f, f', f'')`` element-wise, so that
+    ``grad a_i = f_i' w_i`` and ``hess a_i = f_i'' w_i w_i^T``.
     """
 
     name: str
     formula: str
-    n_nondegenerate: int
-    n_degenerate: int
-    coefficients: Callable[[torch.Tensor], Coefficients]
+    forms: tuple[tuple[float, ...], ...]
+    profile: Profile
+
+    @property
+    def n_nondegenerate(self) -> int:
+        return len(self.forms)
+
+    @property
+    def n_degenerate(self) -> int:
+        return len(self.forms[0])
 
     @property
     def dim(self) -> int:
         return self.n_nondegenerate + self.n_degenerate
+
+    def form_matrix(self, like: torch.Tensor) -> torch.Tensor:
+        """``W`` (shape ``(k, m)``) with the dtype and device of ``like``."""
+        return torch.tensor(self.forms, dtype=like.dtype, device=like.device)
 
     def split(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Check ``theta`` (shape ``(B, k + m)``) and return ``(x, y)``."""
@@ -60,47 +72,37 @@ class ValleyToy:
                              f"(chains, {self.n_degenerate}), got {tuple(y.shape)}")
         return y
 
-
-def _linear_forms(y: torch.Tensor, rows: list[list[float]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``u = y @ W.T`` for the fixed matrix ``W = rows`` (each row one form), and ``W``."""
-    w = torch.tensor(rows, dtype=y.dtype, device=y.device)
-    return y @ w.T, w
-
-
-def _abs_coefficients(y: torch.Tensor) -> Coefficients:
-    # a_1 = |t3 + t4|, a_2 = |t3 + 2 t4|; derivatives almost everywhere (off the kinks).
-    u, w = _linear_forms(y, [[1.0, 1.0], [1.0, 2.0]])
-    a = u.abs()
-    grad = torch.sign(u)[:, :, None] * w
-    hess = y.new_zeros(y.shape[0], 2, 2, 2)
-    return a, grad, hess
+    def coefficients(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(a, grad_a, hess_a)`` at ``y``: shapes ``(B, k)``, ``(B, k, m)``, ``(B, k, m, m)``."""
+        w = self.form_matrix(self.check_y(y))
+        f, df, d2f = self.profile(y @ w.T)
+        return f, df[:, :, None] * w, d2f[:, :, None, None] * (w[:, :, None] * w[:, None, :])
 
 
-def _exp_coefficients(y: torch.Tensor) -> Coefficients:
-    # a_1 = 4 - 2 exp(-(t3 + t4)), a_2 = exp(-(t3 - t4)^2).
-    u, w = _linear_forms(y, [[1.0, 1.0], [1.0, -1.0]])
+def _abs_profile(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # f_i(u) = |u|; derivatives almost everywhere (off the kinks u_i = 0).
+    return u.abs(), torch.sign(u), torch.zeros_like(u)
+
+
+def _exp_profile(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # f_1(s) = 4 - 2 exp(-s), f_2(d) = exp(-d^2).
     s, d = u[:, 0], u[:, 1]
     e1, e2 = torch.exp(-s), torch.exp(-d * d)
-    a = torch.stack([4.0 - 2.0 * e1, e2], dim=1)
-    da = torch.stack([2.0 * e1, -2.0 * d * e2], dim=1)          # d a_i / d u_i
-    d2a = torch.stack([-2.0 * e1, (4.0 * d * d - 2.0) * e2], dim=1)
-    grad = da[:, :, None] * w
-    outer = w[:, :, None] * w[:, None, :]                       # (2, m, m): w_i w_i^T
-    hess = d2a[:, :, None, None] * outer
-    return a, grad, hess
+    f = torch.stack([4.0 - 2.0 * e1, e2], dim=1)
+    df = torch.stack([2.0 * e1, -2.0 * d * e2], dim=1)
+    d2f = torch.stack([-2.0 * e1, (4.0 * d * d - 2.0) * e2], dim=1)
+    return f, df, d2f
 
 
 WEI_SCHWAB_ABS = ValleyToy(
-    name="wei_schwab_abs",
-    formula="L = |t3 + t4| t1^2 + |t3 + 2 t4| t2^2",
-    n_nondegenerate=2, n_degenerate=2, coefficients=_abs_coefficients)
-"""Wei & Schwab §4.2, Fig. 2b. Piecewise linear a(y): Tr H has constant gradient
+    name="wei_schwab_abs", formula="L = |t3 + t4| t1^2 + |t3 + 2 t4| t2^2",
+    forms=((1.0, 1.0), (1.0, 2.0)), profile=_abs_profile)
+"""Wei & Schwab §4.2, Fig. 2b. Piecewise linear a(y): Tr H has a constant gradient
 between kinks, so the SGD trace drift is constant in time."""
 
 WEI_SCHWAB_EXP = ValleyToy(
-    name="wei_schwab_exp",
-    formula="L = (4 - 2 exp(-t3 - t4)) t1^2 + exp(-(t3 - t4)^2) t2^2",
-    n_nondegenerate=2, n_degenerate=2, coefficients=_exp_coefficients)
+    name="wei_schwab_exp", formula="L = (4 - 2 exp(-t3 - t4)) t1^2 + exp(-(t3 - t4)^2) t2^2",
+    forms=((1.0, 1.0), (1.0, -1.0)), profile=_exp_profile)
 """Wei & Schwab §4.2, Fig. 2c-d (Corollary 2.1: noise structure selects what decreases)."""
 
 
@@ -134,8 +136,8 @@ def valley_hessian(toy: ValleyToy, theta: torch.Tensor) -> torch.Tensor:
 
 def valley_floor_eigenvalues(toy: ValleyToy, y: torch.Tensor) -> torch.Tensor:
     """Non-degenerate Hessian eigenvalues ``2 a_i(y)`` on the floor ``x = 0``, shape ``(B, k)``."""
-    a, _, _ = toy.coefficients(toy.check_y(y))
-    return 2.0 * a
+    y = toy.check_y(y)
+    return 2.0 * toy.profile(y @ toy.form_matrix(y).T)[0]
 
 
 def valley_floor_trace(toy: ValleyToy, y: torch.Tensor) -> torch.Tensor:
@@ -150,7 +152,6 @@ def valley_floor_logdet(toy: ValleyToy, y: torch.Tensor) -> torch.Tensor:
     """
     lam = valley_floor_eigenvalues(toy, y)
     return torch.where(lam > 0, lam, torch.full_like(lam, math.nan)).log().sum(dim=1)
-
 
 
 # --- Zhu et al. (ICML 2019), App. D.1: two-basin 2-D surface ---
