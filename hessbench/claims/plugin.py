@@ -1,0 +1,217 @@
+"""pytest plugin (entry point ``pytest11: hessbench``): ``pytest claims`` runs claim files.
+
+Collection: a claim file is ``claims/<id>.toml`` (see
+:func:`~hessbench.claims.discovery.is_claim_file`) outside any ``tests/`` folder of
+the rootdir; each grid point of the selected profile is one item named
+``<id>[<grid point>]``, marked ``claim`` (plus ``gpu`` and ``slow`` under a GPU
+profile such as ``paper``). An invalid file is a collection error naming the file,
+the key and the problem.
+
+Phases: the item's *setup* runs the experiment for all seeds and evaluates the
+expectations; an exception there is an ERROR with its traceback (a bug). Its *call*
+fails with the claim statement, source and measured-vs-expected table when an
+expectation does not hold.
+
+At session end the report (report.json, report.md, one PNG per claim) is written to
+``--claims-out`` or ``<rootdir>/results/claims/<timestamp>`` and a table is printed.
+When the arguments are only ``claims/`` folders that hold no claim file, the
+"no tests collected" exit status 5 becomes 0: an empty claims folder verifies
+nothing and is not an error.
+
+Everything heavy (torch, numpy, the registry) is imported only once a claim file is
+collected, so the plugin costs nothing in ``pytest tests``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from hessbench.claims.discovery import is_claim_file
+
+if TYPE_CHECKING:
+    from hessbench.claims.runner import ClaimSession, ItemResult
+    from hessbench.claims.spec import Claim, GridPoint, Setup
+
+MARKERS = ("claim: a paper claim declared in claims/*.toml",
+           "gpu: a claim item at GPU scale (paper profile)",
+           "slow: takes more than a few seconds")
+
+
+@dataclass
+class _State:
+    files: int = 0
+    session: ClaimSession | None = None
+    out_dir: Path | None = None
+
+    def get_session(self, config: pytest.Config) -> ClaimSession:
+        if self.session is None:
+            from hessbench.claims.runner import ClaimSession
+
+            self.session = ClaimSession(profile=config.getoption("hessbench_profile"),
+                                        device=config.getoption("hessbench_device"),
+                                        root=config.rootpath)
+        return self.session
+
+
+_STATE = pytest.StashKey[_State]()
+
+
+def _state(config: pytest.Config) -> _State:
+    return config.stash.setdefault(_STATE, _State())
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hessbench", "hessbench claims (pytest claims)")
+    group.addoption("--device", dest="hessbench_device", choices=("auto", "cpu", "cuda"),
+                    default="auto", help="device for claim experiments; auto = cuda when "
+                    "available (default: auto)")
+    group.addoption("--profile", dest="hessbench_profile", choices=("smoke", "paper"),
+                    default="smoke", help="claim profile: smoke = CPU/CI minutes, paper = the "
+                    "paper's scale on a GPU (default: smoke)")
+    group.addoption("--claims-out", dest="hessbench_claims_out", default=None, metavar="DIR",
+                    help="directory for report.json, report.md and figures "
+                    "(default: <rootdir>/results/claims/<timestamp>)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if not is_claim_file(file_path):
+        return None
+    try:
+        rel_parts = file_path.relative_to(parent.config.rootpath).parts
+    except ValueError:
+        rel_parts = file_path.parts
+    if "tests" in rel_parts[:-1]:
+        return None
+    return ClaimFile.from_parent(parent, path=file_path)
+
+
+class ClaimFile(pytest.File):
+    """A claim declaration; one :class:`ClaimItem` per grid point of the profile."""
+
+    def collect(self) -> list[ClaimItem]:
+        from hessbench.claims.errors import ClaimSpecError
+        from hessbench.claims.spec import load_claim
+
+        state = _state(self.config)
+        state.files += 1
+        try:
+            claim = load_claim(self.path)
+            session = state.get_session(self.config)
+        except (ClaimSpecError, ValueError) as exc:
+            raise self.CollectError(str(exc)) from None
+        setup = claim.setup(session.profile)
+        return [ClaimItem.from_parent(self, name=f"{claim.id}[{p.id}]" if p.id else claim.id,
+                                      claim=claim, setup=setup, point=p)
+                for p in setup.points()]
+
+
+class ClaimFailed(Exception):
+    """An expectation of a claim did not hold (a claim failure, not a bug)."""
+
+    def __init__(self, result: ItemResult) -> None:
+        super().__init__(result.item_id)
+        self.result = result
+
+
+class ClaimItem(pytest.Item):
+    """One grid point of a claim: all its seeds, then its expectations."""
+
+    def __init__(self, *, claim: Claim, setup: Setup, point: GridPoint, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.claim, self.claim_setup, self.point = claim, setup, point
+        self.result: ItemResult | None = None
+        self.add_marker("claim")
+        if setup.gpu:
+            self.add_marker("gpu")
+            self.add_marker("slow")
+        self.extra_keyword_matches.add(claim.experiment)
+
+    def setup(self) -> None:
+        session = _state(self.config).get_session(self.config)
+        self.result = session.run(self.claim, self.point)
+        if self.result.exception is not None:
+            raise self.result.exception
+
+    def runtest(self) -> None:
+        assert self.result is not None
+        if self.result.status == "fail":
+            raise ClaimFailed(self.result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str | Any:
+        if isinstance(excinfo.value, ClaimFailed):
+            return failure_text(excinfo.value.result, _table_width(self.config))
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        where = f" [{self.point.id}]" if self.point.id else ""
+        return self.path, None, f"claim {self.claim.id}{where}"
+
+
+def failure_text(result: ItemResult, width: int) -> str:
+    """Statement, source and the measured-vs-expected table of a failed item."""
+    from hessbench.claims.table import expectation_table, to_text
+
+    c, s = result.claim, result.setup
+    lines = [f"claim {result.item_id} FAILED "
+             f"(profile {s.profile}, device {result.device}, seeds {list(s.seeds)}, "
+             f"{result.seconds:.2f} s)",
+             f"statement: {c.statement}", f"source:    {c.source}", "",
+             to_text(expectation_table(result.to_dict()), width), ""]
+    lines += [f"- {v.message}\n  reason: {v.reason}" for v in result.verdicts if not v.passed]
+    return "\n".join(lines)
+
+
+def _table_width(config: pytest.Config) -> int:
+    """The terminal's width; 160 columns when writing to a file or CI log (no wrapping)."""
+    writer = config.get_terminal_writer()
+    return writer.fullwidth if writer.hasmarkup else 160
+
+
+def _only_claims_dirs(config: pytest.Config) -> bool:
+    paths = [config.invocation_params.dir / a.split("::")[0] for a in config.args]
+    return bool(paths) and all(p.is_dir() and p.name == "claims" for p in paths)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = _state(session.config)
+    if (exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and state.files == 0
+            and _only_claims_dirs(session.config)):
+        session.exitstatus = pytest.ExitCode.OK
+        return
+    if state.session is None or not state.session.results:
+        return
+    out = session.config.getoption("hessbench_claims_out")
+    state.out_dir = state.session.write_report(
+        Path(out) if out else None, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
+                            config: pytest.Config) -> None:
+    state = _state(config)
+    if state.files == 0 and _only_claims_dirs(config):
+        terminalreporter.write_line("hessbench: no claim files (claims/<id>.toml) found; "
+                                    "nothing to verify")
+        return
+    if state.session is None or not state.session.results:
+        return
+    from hessbench.claims.table import summary_table, to_text
+
+    ses = state.session
+    terminalreporter.write_sep("=", f"hessbench claims (profile {ses.profile}, "
+                                    f"device {ses.device})")
+    items = [r.to_dict() for r in ses.results]
+    terminalreporter.write_line(to_text(summary_table(items), _table_width(config)))
+    counts = ses.summary
+    terminalreporter.write_line(f"{len(items)} claim items: {counts['pass']} pass, "
+                                f"{counts['fail']} fail, {counts['error']} error")
+    if state.out_dir is not None:
+        terminalreporter.write_line(f"report: {state.out_dir / 'report.md'}")

@@ -1,0 +1,67 @@
+"""Terminal tables (rich) of claim results, built from report item dicts.
+
+The same tables serve the pytest summary, pytest failure messages and the CLI, so
+a run and ``hessbench claims report DIR`` print the same thing.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+__all__ = ["summary_table", "expectation_table", "to_text", "VERDICT_LABEL"]
+
+VERDICT_LABEL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "pending": "NOT RUN"}
+STYLE = {"pass": "green", "fail": "bold red", "error": "bold magenta", "pending": "yellow"}
+
+
+def _last_line(text: str | None) -> str:
+    lines = [ln for ln in (text or "").strip().splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def summary_table(items: Sequence[dict[str, Any]], title: str | None = None) -> Table:
+    """One row per item: claim, grid point, measured, expected, verdict, seconds, device.
+
+    A grid point with several expectations lists one line per expectation; failing
+    lines start with ``[FAIL]``."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_lines=True, title_justify="left")
+    for col in ("claim", "grid point", "measured", "expected", "verdict", "seconds", "device"):
+        table.add_column(col, overflow="fold", justify="right" if col == "seconds" else "left")
+    for it in items:
+        if it["status"] == "error":
+            measured = f"error: {_last_line(it.get('error'))}"
+            expected = "\n".join(v["expected"] for v in it["verdicts"]) or "-"
+        else:
+            measured = "\n".join(("" if v["verdict"] == "pass" else "[FAIL] ")
+                                 + f"{v['name']}: {v['measured']}" for v in it["verdicts"])
+            expected = "\n".join(v["expected"] for v in it["verdicts"])
+        status = it["status"]
+        table.add_row(Text(it["claim"]), Text(it["point"] or "-"), Text(measured), Text(expected),
+                      Text(VERDICT_LABEL.get(status, status), style=STYLE.get(status, "")),
+                      f"{it['seconds']:.2f}", Text(it["device"]))
+    return table
+
+
+def expectation_table(item: dict[str, Any]) -> Table:
+    """One row per expectation of one item: expectation, measured, expected, verdict."""
+    table = Table(box=box.SIMPLE_HEAD, show_lines=False)
+    for col in ("expectation", "measured", "expected", "verdict"):
+        table.add_column(col, overflow="fold")
+    for v in item["verdicts"]:
+        table.add_row(Text(v["name"]), Text(v["measured"]), Text(v["expected"]),
+                      Text(VERDICT_LABEL[v["verdict"]], style=STYLE[v["verdict"]]))
+    return table
+
+
+def to_text(table: Table, width: int = 120) -> str:
+    """Render ``table`` as plain text (no colour codes) ``width`` columns wide."""
+    buf = io.StringIO()
+    Console(file=buf, width=max(width, 60), color_system=None, force_terminal=False,
+            highlight=False, emoji=False).print(table)
+    return buf.getvalue().rstrip("\n")

@@ -1,0 +1,197 @@
+"""The ``hessbench`` command line.
+
+``hessbench claims list|run|report`` (the claims engine, same runner as ``pytest
+claims``). Adding a subcommand takes a few lines: write ``add_parser(subparsers)``
+that calls ``subparsers.add_parser(...)`` and ``parser.set_defaults(handler=fn)``
+with ``fn(args) -> exit code``, and append it to :data:`SUBCOMMANDS` (e.g.
+``hessbench bench`` from ``hessbench/bench.py``).
+
+Exit codes of ``claims run``: 0 every item passed, 1 any failure or error,
+2 usage or claim validation error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser", "SUBCOMMANDS"]
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    # wide when piped (CI logs): a folded 80-column table is unreadable
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _load_all(claims_dir: Path, console: Any) -> list[Any] | None:
+    """Every claim in ``claims_dir``; None (after printing every problem) if any is invalid."""
+    from hessbench.claims.discovery import claim_files
+    from hessbench.claims.errors import ClaimSpecError
+    from hessbench.claims.spec import load_claim
+
+    if not claims_dir.is_dir():
+        console.print(f"[red]error:[/] claims directory {claims_dir} does not exist "
+                      "(use --claims-dir)")
+        return None
+    claims, ok = [], True
+    for path in claim_files(claims_dir):
+        try:
+            claims.append(load_claim(path))
+        except ClaimSpecError as exc:
+            console.print(f"[red]invalid claim:[/] {exc}", soft_wrap=True)
+            ok = False
+    return claims if ok else None
+
+
+def _claims_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from hessbench.claims.spec import PROFILES
+
+    console = _console()
+    claims = _load_all(args.claims_dir, console)
+    if claims is None:
+        return EXIT_USAGE
+    table = Table(title=f"claims in {args.claims_dir}", title_justify="left")
+    for col in ("id", "title", "source", "profiles"):
+        table.add_column(col, overflow="fold")
+    for c in claims:
+        profiles = []
+        for name in PROFILES:
+            s = c.setup(name)
+            profiles.append(f"{name}: {len(s.points())} point(s) x {len(s.seeds)} seed(s)"
+                            + (", gpu" if s.gpu else ""))
+        table.add_row(c.id, c.title, str(c.source), "\n".join(profiles))
+    console.print(table)
+    return EXIT_OK
+
+
+def _claims_run(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from hessbench.claims.runner import ClaimSession
+    from hessbench.claims.table import VERDICT_LABEL, summary_table
+
+    console = _console()
+    claims = _load_all(args.claims_dir, console)
+    if claims is None:
+        return EXIT_USAGE
+    unknown = sorted(set(args.ids) - {c.id for c in claims})
+    if unknown:
+        console.print(f"[red]error:[/] unknown claim id(s) {', '.join(unknown)}; known: "
+                      f"{', '.join(c.id for c in claims) or '(none)'}")
+        return EXIT_USAGE
+    selected = [c for c in claims if not args.ids or c.id in args.ids]
+    if not selected:
+        console.print(f"no claim files in {args.claims_dir}; nothing to verify")
+        return EXIT_OK
+    try:
+        session = ClaimSession(args.profile, args.device, root=args.claims_dir.resolve().parent)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return EXIT_USAGE
+
+    work = [(c, p) for c in selected for p in c.setup(args.profile).points()]
+    steps = sum(len(c.setup(args.profile).seeds) for c, _ in work)
+    interrupted = False
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, disable=not console.is_terminal) as bar:
+        task = bar.add_task("claims", total=steps)
+        try:
+            for claim, point in work:
+                bar.update(task, description=f"{claim.id} {point.id}".strip())
+                r = session.run(claim, point, on_seed=lambda _seed: bar.advance(task))
+                bar.console.print(f"{VERDICT_LABEL[r.status]:5} {r.item_id}  {r.seconds:.2f} s",
+                                  markup=False)
+        except KeyboardInterrupt:
+            interrupted = True
+    out = session.write_report(args.out, interrupted=interrupted)
+    console.print(summary_table([r.to_dict() for r in session.results],
+                                title=f"profile {args.profile}, device {session.device}"))
+    counts = session.summary
+    console.print(f"{len(session.results)} claim items: {counts['pass']} pass, "
+                  f"{counts['fail']} fail, {counts['error']} error; report: {out / 'report.md'}")
+    if interrupted:
+        return 130
+    return EXIT_OK if counts["fail"] == counts["error"] == 0 else EXIT_FAIL
+
+
+def _claims_report(args: argparse.Namespace) -> int:
+    from hessbench.claims.report import atomic_write_text, load_report, render_markdown
+    from hessbench.claims.table import summary_table
+
+    console = _console()
+    try:
+        report = load_report(args.dir)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return EXIT_USAGE
+    atomic_write_text(args.dir / "report.md", render_markdown(report))
+    console.print(summary_table(report["items"], title=f"{args.dir} (profile "
+                                f"{report['profile']}, device {report['device']})"))
+    console.print(f"re-rendered {args.dir / 'report.md'}")
+    return EXIT_OK
+
+
+def _add_claims(subparsers: Any) -> None:
+    claims = subparsers.add_parser("claims", help="list, run and report paper claims")
+    sub = claims.add_subparsers(dest="claims_command", metavar="{list,run,report}")
+
+    def claims_help(_args: argparse.Namespace) -> int:
+        claims.print_help()
+        return EXIT_USAGE
+
+    claims.set_defaults(handler=claims_help)
+
+    def with_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--claims-dir", type=Path, default=Path("claims"), metavar="DIR",
+                       help="folder of claim files (default: ./claims)")
+        return p
+
+    with_dir(sub.add_parser("list", help="id, title, source and profiles of every claim")
+             ).set_defaults(handler=_claims_list)
+    run = with_dir(sub.add_parser("run", help="run claims (all, or the given ids)"))
+    run.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    run.add_argument("--profile", choices=("smoke", "paper"), default="smoke")
+    run.add_argument("--out", type=Path, default=None, metavar="DIR",
+                     help="report directory (default: results/claims/<timestamp> next to "
+                     "the claims folder)")
+    run.set_defaults(handler=_claims_run)
+    report = sub.add_parser("report", help="re-render report.md and print the table of a run")
+    report.add_argument("dir", type=Path, metavar="DIR", help="a run's directory (report.json)")
+    report.set_defaults(handler=_claims_report)
+
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [_add_claims]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hessbench", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hessbench`` console script; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return EXIT_USAGE
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
