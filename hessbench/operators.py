@@ -1,0 +1,432 @@
+"""Curvature operators of a training loss, as matrix-free linear operators.
+
+For a model f(x; theta) and a mean-reduced loss L(theta) = (1/N) sum_i l(f(x_i; theta), y_i)
+this module builds, with ``torch.func``:
+
+* :func:`hessian`  -- H = d^2 L / d theta^2, applied by forward-over-reverse
+  (``jvp`` of ``grad``; Pearlmutter 1994), vmapped over blocks of vectors.
+* :func:`ggn`      -- Gauss-Newton G = (1/N) sum_i J_i^T (d^2 l / d f^2) J_i (Schraudolph 2002).
+* :func:`fisher`   -- empirical Fisher F = (1/N) sum_i g_i g_i^T (per-sample gradients g_i).
+* :func:`gradient_covariance` -- centred gradient-noise covariance
+  Sigma = (1/N) sum_i g_i g_i^T - g g^T, divided by the batch size B for SGD
+  (sampling with replacement; Zhu et al. 2019 Eq. 4, Wei & Schwab Eq. 5).
+
+``data`` is one ``(inputs, targets)`` batch or any re-iterable of batches (a list, a
+DataLoader). Every operator is the dataset average, each batch weighted by its
+number of samples, streamed batch by batch. ``loss_fn(outputs, targets)`` must
+return the *mean* loss over the batch.
+
+The operator is evaluated at a snapshot of the parameters taken at construction;
+training the model afterwards does not change it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, grad, jvp, vjp, vmap
+
+__all__ = ["CurvatureOperator", "hessian", "ggn", "fisher", "gradient_covariance",
+           "as_operator", "dense_memory_bytes"]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Batch = tuple[torch.Tensor, torch.Tensor]
+ModePolicy = Literal["error", "eval", "train"]
+# mat(V) -> A @ V for V of shape (n, m); the operator handles counting and chunking.
+MatFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def dense_memory_bytes(n: int, dtype: torch.dtype = torch.float64, copies: int = 3) -> int:
+    """Bytes to hold ``copies`` dense n x n matrices (matrix, symmetrised copy, LAPACK work)."""
+    return copies * n * n * torch.empty((), dtype=dtype).element_size()
+
+
+def _available_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+class CurvatureOperator:
+    """A symmetric n x n linear operator given by a block product ``V -> A V``.
+
+    Attributes: ``shape``, ``dtype``, ``device``, ``num_params`` (= n), ``matvecs``
+    (the number of vectors it has been applied to so far, a block of m counting m).
+    """
+
+    def __init__(self, mat: MatFn, num_params: int, dtype: torch.dtype, device: torch.device,
+                 *, name: str = "operator", chunk_size: int | None = 32) -> None:
+        self._mat = mat
+        self.num_params = int(num_params)
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self.name = name
+        self.chunk_size = chunk_size
+        self.matvecs = 0
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.num_params, self.num_params)
+
+    def __repr__(self) -> str:
+        return (f"CurvatureOperator({self.name}, n={self.num_params}, dtype={self.dtype}, "
+                f"device={self.device}, matvecs={self.matvecs})")
+
+    def _check(self, x: torch.Tensor, ndim: int) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{self.name}: expected a torch.Tensor, got {type(x).__name__}")
+        if x.ndim != ndim or x.shape[0] != self.num_params:
+            want = "(n,)" if ndim == 1 else "(n, m)"
+            raise ValueError(f"{self.name}: expected shape {want} with n={self.num_params}, "
+                             f"got {tuple(x.shape)}")
+        if x.dtype != self.dtype:
+            raise TypeError(f"{self.name}: vector dtype {x.dtype} differs from the operator's "
+                            f"{self.dtype}; convert with v.to({self.dtype})")
+        if x.device != self.device:
+            raise ValueError(f"{self.name}: vector on {x.device} but operator on {self.device}; "
+                             f"move it with v.to('{self.device}')")
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """A v for v of shape (n,)."""
+        self._check(v, 1)
+        return self.matmat(v[:, None])[:, 0]
+
+    def matmat(self, V: torch.Tensor) -> torch.Tensor:
+        """A V for V of shape (n, m), applied ``chunk_size`` columns at a time (vmapped)."""
+        self._check(V, 2)
+        m = V.shape[1]
+        step = m if self.chunk_size is None else max(1, self.chunk_size)
+        out = [self._mat(V[:, i:i + step]) for i in range(0, m, step)]
+        self.matvecs += m
+        return torch.cat(out, dim=1) if len(out) > 1 else out[0]
+
+    def __matmul__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.matvec(x) if x.ndim == 1 else self.matmat(x)
+
+    def dense(self, *, chunk_size: int | None = None,
+              max_memory_bytes: int | None = None) -> torch.Tensor:
+        """The dense n x n matrix, built from blocks of identity columns.
+
+        Refuses (``MemoryError``) when it would not fit in the device's available memory
+        (or ``max_memory_bytes``); use :func:`hessbench.eigsh` or
+        :func:`hessbench.spectral_density` then.
+        """
+        n = self.num_params
+        need = dense_memory_bytes(n, self.dtype, copies=1)
+        limit = _available_memory(self.device) if max_memory_bytes is None else max_memory_bytes
+        if need > limit:
+            raise MemoryError(
+                f"{self.name}: the dense {n} x {n} matrix needs {need / 2**30:.2f} GiB but only "
+                f"{limit / 2**30:.2f} GiB is available; use hessbench.eigsh(op, k=...) for a few "
+                f"eigenvalues or hessbench.spectral_density(op) for the whole spectrum")
+        step = chunk_size or max(self.chunk_size or n, 1)
+        eye = torch.eye(n, dtype=self.dtype, device=self.device)
+        saved, self.chunk_size = self.chunk_size, step
+        try:
+            return self.matmat(eye)
+        finally:
+            self.chunk_size = saved
+
+    def to_scipy(self):
+        """A ``scipy.sparse.linalg.LinearOperator`` in float64 (numpy in, numpy out)."""
+        from scipy.sparse.linalg import LinearOperator
+
+        def _apply(x: np.ndarray) -> np.ndarray:
+            X = torch.as_tensor(np.asarray(x), device=self.device).to(self.dtype)
+            one = X.ndim == 1
+            Y = self.matmat(X[:, None] if one else X)
+            Y = Y.to("cpu", torch.float64).numpy()
+            return Y[:, 0] if one else Y
+
+        return LinearOperator(self.shape, matvec=_apply, matmat=_apply, rmatvec=_apply,
+                              dtype=np.float64)
+
+
+def as_operator(A: CurvatureOperator | torch.Tensor | np.ndarray) -> CurvatureOperator:
+    """Wrap a dense symmetric matrix (torch or numpy) as a :class:`CurvatureOperator`."""
+    if isinstance(A, CurvatureOperator):
+        return A
+    if isinstance(A, np.ndarray):
+        A = torch.from_numpy(A)
+    if not isinstance(A, torch.Tensor):
+        raise TypeError(f"expected a CurvatureOperator or a square matrix, got {type(A).__name__}")
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"expected a square matrix, got shape {tuple(A.shape)}")
+    if not A.is_floating_point():
+        raise TypeError(f"expected a floating-point matrix, got dtype {A.dtype}")
+    if not torch.isfinite(A).all():
+        raise ValueError("matrix contains NaN or Inf entries")
+    return CurvatureOperator(lambda V: A @ V, A.shape[0], A.dtype, A.device, name="dense",
+                             chunk_size=None)
+
+
+# --------------------------------------------------------------------------- model plumbing
+
+
+class _Problem:
+    """(model, loss_fn, data) prepared for torch.func: parameter snapshot, flattening,
+    batch iteration with dtype/device conversion, and the train/eval mode policy."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None,
+                 device: torch.device | str | None, params: Sequence[str] | None,
+                 mode: ModePolicy) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        named = {k: p for k, p in model.named_parameters() if p.requires_grad}
+        if params is not None:
+            unknown = sorted(set(params) - set(named))
+            if unknown:
+                raise ValueError(f"unknown or frozen parameter names {unknown}; "
+                                 f"trainable ones are {sorted(named)}")
+            named = {k: named[k] for k in params}
+        if not named:
+            raise ValueError("model has no trainable parameters (every parameter has "
+                             "requires_grad=False or none was selected); unfreeze some or "
+                             "pass params=[...] names")
+        first = next(iter(named.values()))
+        self.device = torch.device(device) if device is not None else first.device
+        self.dtype = dtype if dtype is not None else first.dtype
+        if not self.dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating-point dtype, got {self.dtype}")
+        self.model, self.loss_fn, self.mode = model, loss_fn, mode
+        self.names = list(named)
+        self.shapes = [p.shape for p in named.values()]
+        self.sizes = [p.numel() for p in named.values()]
+        self.num_params = sum(self.sizes)
+        self.params = {k: p.detach().to(self.device, self.dtype).clone() for k, p in named.items()}
+        # Frozen parameters and buffers ride along as constants, cast the same way.
+        self.const = {k: t.detach().to(self.device, self.dtype if t.is_floating_point() else None)
+                      .clone() for k, t in [*model.named_parameters(), *model.named_buffers()]
+                      if k not in named}
+        self._check_mode()
+        self.data = self._normalise_data(data)
+        self._check_first_batch()
+
+    # -- data
+    def _normalise_data(self, data):
+        if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+            return [data]
+        if isinstance(data, torch.Tensor):
+            raise TypeError("data must be an (inputs, targets) pair or an iterable of such "
+                            "batches, got a single tensor")
+        if iter(data) is data:
+            raise TypeError("data is a one-shot iterator (e.g. a generator); operators iterate "
+                            "over the data once per product, so pass a list or a DataLoader")
+        return data
+
+    def batches(self) -> Iterable[Batch]:
+        """Yield (inputs, targets) on the operator's device; float inputs cast to its dtype."""
+        empty = True
+        for batch in self.data:
+            if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+                raise TypeError("each batch must be an (inputs, targets) pair, got "
+                                f"{type(batch).__name__}")
+            x, y = batch
+            if len(x) == 0:
+                continue
+            if len(x) != len(y):
+                raise ValueError(f"inputs and targets differ in length: {len(x)} vs {len(y)}")
+            empty = False
+            x = x.to(self.device, self.dtype if x.is_floating_point() else None)
+            y = y.to(self.device, self.dtype if y.is_floating_point() else None)
+            yield x, y
+        if empty:
+            raise ValueError("data is empty: no batch with at least one sample")
+
+    def _check_first_batch(self) -> None:
+        x, y = next(iter(self.batches()))
+        with self.mode_context():
+            loss = self.loss_fn(functional_call(self.model, {**self.params, **self.const}, (x,)), y)
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+            raise ValueError(f"loss_fn must return a scalar (the mean loss over the batch), got "
+                             f"{shape}; use reduction='mean'")
+        if not torch.isfinite(loss):
+            raise ValueError(f"loss is {loss.item()} on the first batch; check the inputs and "
+                             f"parameters for NaN/Inf")
+        for k, p in self.params.items():
+            if not torch.isfinite(p).all():
+                raise ValueError(f"parameter {k!r} contains NaN or Inf")
+
+    # -- train / eval policy
+    def _stochastic_modules(self) -> list[str]:
+        kinds = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd, nn.Dropout)
+        return [type(m).__name__ for m in self.model.modules() if isinstance(m, kinds) and m.training]
+
+    def _check_mode(self) -> None:
+        if self.mode not in ("error", "eval", "train"):
+            raise ValueError(f"mode must be 'error', 'eval' or 'train', got {self.mode!r}")
+        active = self._stochastic_modules()
+        if not active:
+            return
+        if self.mode == "error":
+            raise ValueError(
+                f"model is in train mode with {sorted(set(active))}: its loss is random (dropout) "
+                f"or batch-dependent (BatchNorm). Call model.eval() first, or pass mode='eval' "
+                f"(evaluated in eval mode, the model's mode restored after each product) or "
+                f"mode='train' (BatchNorm with batch statistics, running stats untouched)")
+        if self.mode == "train" and any("Dropout" in a for a in active):
+            raise ValueError("mode='train' with active Dropout makes the Hessian random; "
+                             "use mode='eval' or model.eval()")
+
+    @contextmanager
+    def mode_context(self):
+        """Run in eval mode when mode='eval', restoring each module's flag afterwards."""
+        if self.mode != "eval":
+            yield
+            return
+        flags = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+        try:
+            yield
+        finally:
+            for m, flag in flags:
+                m.train(flag)
+
+    # -- flattening
+    def unflatten(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Split a flat (n,) vector (or (n, m) block, columns -> leading dim) into a dict."""
+        parts = torch.split(v, self.sizes, dim=0)
+        if v.ndim == 1:
+            return {k: t.view(s) for k, t, s in zip(self.names, parts, self.shapes)}
+        m = v.shape[1]
+        return {k: t.T.reshape(m, *s) for k, t, s in zip(self.names, parts, self.shapes)}
+
+    def flatten(self, tree: dict[str, torch.Tensor], batched: bool = False) -> torch.Tensor:
+        if batched:
+            return torch.cat([tree[k].reshape(tree[k].shape[0], -1) for k in self.names], 1).T
+        return torch.cat([tree[k].reshape(-1) for k in self.names])
+
+    def flat_params(self) -> torch.Tensor:
+        return self.flatten(self.params)
+
+    # -- functional pieces
+    def outputs(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.model, {**p, **self.const}, (x,))
+
+    def loss(self, p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(self.outputs(p, x), y)
+
+    def dataset_average(self, per_batch: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+                        ) -> torch.Tensor:
+        """sum_b n_b * per_batch(x_b, y_b) / sum_b n_b, streamed (weighted by samples)."""
+        total, count = None, 0
+        with self.mode_context():
+            for x, y in self.batches():
+                val = per_batch(x, y) * len(x)
+                total = val if total is None else total + val
+                count += len(x)
+        return total / count
+
+    def per_sample_grads(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(b, n) per-sample gradients of l(f(x_i), y_i) by vmap(grad)."""
+        def one(p, xi, yi):
+            return self.loss(p, xi.unsqueeze(0), yi.unsqueeze(0))
+
+        g = vmap(grad(one), in_dims=(None, 0, 0))(self.params, x, y)
+        return self.flatten(g, batched=True).T
+
+
+def _problem(model, loss_fn, data, dtype, device, params, mode) -> _Problem:
+    return _Problem(model, loss_fn, data, dtype=dtype, device=device, params=params, mode=mode)
+
+
+def hessian(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None = None,
+            device: torch.device | str | None = None, params: Sequence[str] | None = None,
+            mode: ModePolicy = "error", chunk_size: int | None = 32) -> CurvatureOperator:
+    """Hessian of the dataset-average loss; H V by vmapped forward-over-reverse HVPs.
+
+    ``dtype=torch.float64`` evaluates everything (parameters, inputs, buffers) in float64
+    for verification. ``params`` restricts to the named parameters (others frozen).
+    ``mode`` is the policy for BatchNorm/Dropout in train mode ('error', 'eval', 'train').
+    ``chunk_size`` is how many vectors one vmapped HVP processes.
+    """
+    prob = _problem(model, loss_fn, data, dtype, device, params, mode)
+
+    def per_batch(V: torch.Tensor):
+        def block(x, y):
+            g = grad(prob.loss)
+
+            def hvp(t):
+                return jvp(lambda p: g(p, x, y), (prob.params,), (t,))[1]
+
+            return prob.flatten(vmap(hvp)(prob.unflatten(V)), batched=True)
+        return prob.dataset_average(block)
+
+    return CurvatureOperator(per_batch, prob.num_params, prob.dtype, prob.device,
+                             name="hessian", chunk_size=chunk_size)
+
+
+def ggn(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None, params: Sequence[str] | None = None,
+        mode: ModePolicy = "error", chunk_size: int | None = 32) -> CurvatureOperator:
+    """Generalised Gauss-Newton G = J^T H_out J, the Hessian minus the term that carries
+    the network's second derivatives; positive semi-definite for convex losses."""
+    prob = _problem(model, loss_fn, data, dtype, device, params, mode)
+
+    def per_batch(V: torch.Tensor):
+        def block(x, y):
+            out, pullback = vjp(lambda p: prob.outputs(p, x), prob.params)
+            loss_grad = grad(lambda o: prob.loss_fn(o, y))
+
+            def gv(t):
+                jv = jvp(lambda p: prob.outputs(p, x), (prob.params,), (t,))[1]
+                hjv = jvp(loss_grad, (out,), (jv,))[1]
+                return pullback(hjv)[0]
+
+            return prob.flatten(vmap(gv)(prob.unflatten(V)), batched=True)
+        return prob.dataset_average(block)
+
+    return CurvatureOperator(per_batch, prob.num_params, prob.dtype, prob.device,
+                             name="ggn", chunk_size=chunk_size)
+
+
+def _outer_product_operator(prob: _Problem, name: str, centre: bool, scale: float,
+                            chunk_size: int | None) -> CurvatureOperator:
+    """(scale) * [(1/N) sum_i g_i g_i^T - c g g^T] with c = 1 when ``centre``."""
+    mean_grad = prob.dataset_average(lambda x, y: prob.per_sample_grads(x, y).mean(0)) if centre \
+        else None
+
+    def per_batch(V: torch.Tensor):
+        second = prob.dataset_average(lambda x, y: (lambda G: G.T @ (G @ V) / len(x))(
+            prob.per_sample_grads(x, y)))
+        if mean_grad is not None:
+            second = second - torch.outer(mean_grad, mean_grad @ V)
+        return scale * second
+
+    op = CurvatureOperator(per_batch, prob.num_params, prob.dtype, prob.device, name=name,
+                           chunk_size=chunk_size)
+    op.mean_gradient = mean_grad
+    return op
+
+
+def fisher(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None = None,
+           device: torch.device | str | None = None, params: Sequence[str] | None = None,
+           mode: ModePolicy = "error", chunk_size: int | None = None) -> CurvatureOperator:
+    """Empirical Fisher F = (1/N) sum_i g_i g_i^T from per-sample gradients (uncentred)."""
+    prob = _problem(model, loss_fn, data, dtype, device, params, mode)
+    return _outer_product_operator(prob, "fisher", centre=False, scale=1.0, chunk_size=chunk_size)
+
+
+def gradient_covariance(model: nn.Module, loss_fn: LossFn, data, *, batch_size: int = 1,
+                        dtype: torch.dtype | None = None, device: torch.device | str | None = None,
+                        params: Sequence[str] | None = None, mode: ModePolicy = "error",
+                        chunk_size: int | None = None) -> CurvatureOperator:
+    """Covariance of the minibatch gradient noise, Sigma = [(1/N) sum g_i g_i^T - g g^T] / B.
+
+    ``batch_size=1`` gives the per-sample covariance; B > 1 the covariance of a
+    size-B minibatch gradient sampled with replacement (Zhu et al. 2019, Eq. 4).
+    ``op.mean_gradient`` holds the full-batch gradient g.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    prob = _problem(model, loss_fn, data, dtype, device, params, mode)
+    return _outer_product_operator(prob, "gradient_covariance", centre=True,
+                                   scale=1.0 / batch_size, chunk_size=chunk_size)
