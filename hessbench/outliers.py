@@ -129,7 +129,8 @@ def _criterion(window: np.ndarray, method: str) -> np.ndarray:
     raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
 
 
-def count_outliers(eigenvalues: Any, method: str = "ratio", top_m: int | None = None) -> OutlierCount:
+def count_outliers(eigenvalues: Any, method: str = "ratio",
+                   top_m: int | None = None) -> OutlierCount:
     """Number of outlier eigenvalues above the bulk by ``method`` ("gap", "ratio" or
     "elbow", see the module docstring), looking at the ``top_m`` largest eigenvalues.
 

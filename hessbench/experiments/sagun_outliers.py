@@ -48,7 +48,8 @@ def _seeds(seed: int) -> tuple[int, int, int]:
 
 def _check(p: dict[str, Any]) -> None:
     if p["optimizer"] not in ("gd", "sgd"):
-        raise ValueError(f"sagun_outliers: optimizer must be 'gd' or 'sgd', got {p['optimizer']!r}")
+        raise ValueError(f"sagun_outliers: optimizer must be 'gd' or 'sgd', "
+                         f"got {p['optimizer']!r}")
     if p["spectrum"] not in ("exact", "lanczos"):
         raise ValueError(f"sagun_outliers: spectrum must be 'exact' or 'lanczos', "
                          f"got {p['spectrum']!r}")
@@ -74,8 +75,8 @@ MARKERS = {"gap": ("v", "tab:red"), "ratio": ("o", "tab:green"), "elbow": ("s", 
 
 def plot_outliers(records: list[dict[str, Any]]) -> Any:
     """Sagun et al. Fig. 2: top 2k + 10 ordered eigenvalues per k (rank on x, value on y),
-    one line per (optimizer, seed), each method's counted outliers marked at the last
-    counted rank; the dashed line is rank k."""
+    one line per (optimizer, seed) (solid SGD, dashed GD), each method's count marked at
+    the last rank it counts as an outlier; the dotted line separates ranks k and k + 1."""
     from matplotlib.figure import Figure
 
     ks = sorted({rec["figure_data"]["k"] for rec in records})
@@ -92,14 +93,15 @@ def plot_outliers(records: list[dict[str, Any]]) -> Any:
                 marker, color = MARKERS[method]
                 ax.plot(count, values[count - 1], marker, color=color, ms=5, mfc="none")
         ax.axvline(k + 0.5, color="k", ls=":", lw=0.8)
-        ax.set_yscale("log")
+        ax.set_yscale("log", nonpositive="mask")
         ax.set_title(f"k = {k}")
         ax.set_xlabel("rank")
     axes[0].set_ylabel("Hessian eigenvalue")
     handles = [axes[0].plot([], [], m, color=c, mfc="none", label=f"count ({name})")[0]
                for name, (m, c) in MARKERS.items()]
     handles += [axes[0].plot([], [], "-", color="0.4", label="SGD")[0],
-                axes[0].plot([], [], "--", color="0.4", label="GD")[0]]
+                axes[0].plot([], [], "--", color="0.4", label="GD")[0],
+                axes[0].plot([], [], ":", color="k", lw=0.8, label="k | k + 1")[0]]
     axes[-1].legend(handles=handles, fontsize=7, loc="upper right")
     activation = records[0]["params"].get("activation", "relu") if records else "relu"
     fig.suptitle(f"Sagun et al. Fig. 2: ordered top Hessian eigenvalues ({activation})",
