@@ -56,10 +56,14 @@ METRICS = (["steps", "loss_star", "lr_times_lambda_max", "control_ratio", "proje
               for m in ("trace", "trace_slope", "trace_change", "projection_steps")])
 
 
+def _hessian(model: nn.Module, loss_fn: nn.Module, data: tuple[torch.Tensor, torch.Tensor]
+             ) -> hb.CurvatureOperator:
+    return hb.hessian(model, loss_fn, data, dtype=torch.float64, chunk_size=128)
+
+
 def _exact_trace(model: nn.Module, loss_fn: nn.Module, data: tuple[torch.Tensor, torch.Tensor]
                  ) -> float:
-    op = hb.hessian(model, loss_fn, data, dtype=torch.float64, chunk_size=128)
-    return hb.trace(op, method="exact", block_size=128).value
+    return hb.trace(_hessian(model, loss_fn, data), method="exact", block_size=128).value
 
 
 def _project(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -118,12 +122,12 @@ def wei_schwab_trace_network(params: dict[str, Any], seed: int,
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(p["label_smoothing"]))
     train(model, loss_fn, x, y, lr=p["lr"], steps=int(p["gd_steps"]), eval_every=int(p["gd_steps"]))
     loss_star = full_loss(model, loss_fn, x, y)
-    lam = hb.eigsh(hb.hessian(model, loss_fn, (x, y), dtype=dt), k=1, which="LA", seed=seed)
-    trace_star = _exact_trace(model, loss_fn, (x, y))
+    h_star = _hessian(model, loss_fn, (x, y)).dense()
+    trace_star, lambda_max = float(h_star.trace()), float(torch.linalg.eigvalsh(h_star)[-1])
     interval, k = int(p["interval"]), int(p["checkpoints"])
     steps = [c * interval for c in range(k + 1)]
     metrics: dict[str, Any] = {"steps": steps, "loss_star": loss_star,
-                               "lr_times_lambda_max": p["lr"] * float(lam.values[0])}
+                               "lr_times_lambda_max": p["lr"] * lambda_max}
     failures = 0
     for path in PATHS:
         state = copy.deepcopy(model)
