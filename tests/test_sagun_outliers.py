@@ -82,6 +82,7 @@ def test_metrics_shape_and_determinism():
     assert first.metrics["num_samples"] == 60 and first.metrics["train_steps"] <= 300
     assert first.figure_data["k"] == 3 and set(first.figure_data["counts"]) == {
         "gap", "ratio", "elbow"}
+    assert len(first.figure_data["eigenvalues"]) == SMALL["top_m"]
 
 
 @pytest.mark.parametrize("params, match", [
@@ -120,7 +121,7 @@ def test_claim_files_load_and_declare_the_counting(name):
 def test_figure_marks_counts_per_k():
     records = [{"point": f"k={k}", "params": {"k": k, "optimizer": opt}, "seed": 0,
                 "metrics": {}, "figure_data": {"k": k, "eigenvalues": list(np.geomspace(
-                    1.0, 1e-3, 2 * k + 10)), "counts": {"gap": 1, "ratio": k, "elbow": k + 1}}}
+                    1.0, 1e-3, 30)), "counts": {"gap": 1, "ratio": k, "elbow": 4 * k + 10}}}
                for k in (2, 5) for opt in ("sgd", "gd")]
     fig = plot_outliers(records)
     assert isinstance(fig, Figure)
@@ -128,3 +129,7 @@ def test_figure_marks_counts_per_k():
     assert [ax.get_title() for ax in axes] == ["k = 2", "k = 5"]
     ratio_marks = [line for line in axes[1].lines if line.get_marker() == "o"]
     assert [float(line.get_xdata()[0]) for line in ratio_marks] == [5.0, 5.0]
+    curves = [line for line in axes[0].lines if line.get_linestyle() in ("-", "--")
+              and len(line.get_xdata()) > 1]
+    # k = 2 shows the top 2k + 10 = 14, extended to rank 19 where the elbow count (18) ends
+    assert [len(line.get_xdata()) for line in curves] == [19, 19]

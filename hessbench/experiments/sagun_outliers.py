@@ -74,7 +74,8 @@ MARKERS = {"gap": ("v", "tab:red"), "ratio": ("o", "tab:green"), "elbow": ("s", 
 
 
 def plot_outliers(records: list[dict[str, Any]]) -> Any:
-    """Sagun et al. Fig. 2: top 2k + 10 ordered eigenvalues per k (rank on x, value on y),
+    """Sagun et al. Fig. 2: top 2k + 10 ordered eigenvalues per k (rank on x, value on y;
+    more when a count reaches beyond them),
     one line per (optimizer, seed) (solid SGD, dashed GD), each method's count marked at
     the last rank it counts as an outlier; the dotted line separates ranks k and k + 1."""
     from matplotlib.figure import Figure
@@ -85,7 +86,9 @@ def plot_outliers(records: list[dict[str, Any]]) -> Any:
     for ax, k in zip(axes, ks):
         for rec in (r for r in records if r["figure_data"]["k"] == k):
             fd, prm = rec["figure_data"], rec["params"]
-            values = np.asarray(fd["eigenvalues"])
+            # the top 2k + 10, or further when a counter reached beyond them
+            shown = max(2 * k + 10, max(fd["counts"].values()) + 1)
+            values = np.asarray(fd["eigenvalues"][:shown])
             ranks = np.arange(1, values.size + 1)
             style = "-" if prm.get("optimizer", "sgd") == "sgd" else "--"
             ax.plot(ranks, values, style, lw=0.8, color="0.4", alpha=0.8)
@@ -143,5 +146,5 @@ def sagun_outliers(params: dict[str, Any], seed: int, device: torch.device) -> M
                    train_accuracy=accuracy, train_steps=result.steps,
                    stopped_on_plateau=result.stopped == "plateau", num_params=op.num_params,
                    eig_matvecs=matvecs, num_samples=len(y))
-    return Measurement(metrics=metrics, figure_data={"k": k, "eigenvalues": shown,
+    return Measurement(metrics=metrics, figure_data={"k": k, "eigenvalues": window.tolist(),
                                                      "counts": counts})
