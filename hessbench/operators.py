@@ -278,17 +278,27 @@ class _Problem:
 
     @contextmanager
     def mode_context(self):
-        """Run in eval mode when mode='eval', restoring each module's flag afterwards."""
-        if self.mode != "eval":
+        """mode='eval': run in eval mode; mode='train': BatchNorm uses batch statistics
+        without updating running stats (``track_running_stats`` off). Each module's
+        flags are restored afterwards."""
+        if self.mode == "error":
             yield
             return
-        flags = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
+        flags = [(m, m.training, getattr(m, "track_running_stats", None))
+                 for m in self.model.modules()]
+        if self.mode == "eval":
+            self.model.eval()
+        else:
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.track_running_stats = False
         try:
             yield
         finally:
-            for m, flag in flags:
-                m.train(flag)
+            for m, training, tracking in flags:
+                m.train(training)
+                if tracking is not None:
+                    m.track_running_stats = tracking
 
     # -- flattening
     def unflatten(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -340,25 +350,45 @@ def _problem(model, loss_fn, data, dtype, device, params, mode) -> _Problem:
 
 def hessian(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None = None,
             device: torch.device | str | None = None, params: Sequence[str] | None = None,
-            mode: ModePolicy = "error", chunk_size: int | None = 32) -> CurvatureOperator:
-    """Hessian of the dataset-average loss; H V by vmapped forward-over-reverse HVPs.
+            mode: ModePolicy = "error", chunk_size: int | None = 32,
+            hvp: Literal["auto", "forward", "reverse"] = "auto") -> CurvatureOperator:
+    """Hessian of the dataset-average loss; H V by vmapped Hessian-vector products.
 
+    ``hvp="forward"`` is forward-over-reverse (``jvp`` of ``grad``), ``"reverse"`` is
+    reverse-over-reverse (``vjp`` of ``grad``). ``"auto"`` uses forward-over-reverse and
+    switches to reverse-over-reverse for good if an operator lacks a forward-mode
+    derivative (e.g. ``nn.MSELoss`` in torch 2.x raises "ZeroTensors are immutable").
     ``dtype=torch.float64`` evaluates everything (parameters, inputs, buffers) in float64
     for verification. ``params`` restricts to the named parameters (others frozen).
     ``mode`` is the policy for BatchNorm/Dropout in train mode ('error', 'eval', 'train').
     ``chunk_size`` is how many vectors one vmapped HVP processes.
     """
+    if hvp not in ("auto", "forward", "reverse"):
+        raise ValueError(f"hvp must be 'auto', 'forward' or 'reverse', got {hvp!r}")
     prob = _problem(model, loss_fn, data, dtype, device, params, mode)
+    g = grad(prob.loss)
+
+    def forward_block(V, x, y):
+        def one(t):
+            return jvp(lambda p: g(p, x, y), (prob.params,), (t,))[1]
+        return prob.flatten(vmap(one)(prob.unflatten(V)), batched=True)
+
+    def reverse_block(V, x, y):
+        _, pullback = vjp(lambda p: g(p, x, y), prob.params)
+        return prob.flatten(vmap(lambda t: pullback(t)[0])(prob.unflatten(V)), batched=True)
+
+    state = {"mode": hvp}
 
     def per_batch(V: torch.Tensor):
-        def block(x, y):
-            g = grad(prob.loss)
-
-            def hvp(t):
-                return jvp(lambda p: g(p, x, y), (prob.params,), (t,))[1]
-
-            return prob.flatten(vmap(hvp)(prob.unflatten(V)), batched=True)
-        return prob.dataset_average(block)
+        if state["mode"] == "auto":
+            try:
+                out = prob.dataset_average(lambda x, y: forward_block(V, x, y))
+                state["mode"] = "forward"
+                return out
+            except RuntimeError:
+                state["mode"] = "reverse"
+        block = forward_block if state["mode"] == "forward" else reverse_block
+        return prob.dataset_average(lambda x, y: block(V, x, y))
 
     return CurvatureOperator(per_batch, prob.num_params, prob.dtype, prob.device,
                              name="hessian", chunk_size=chunk_size)
@@ -374,12 +404,13 @@ def ggn(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None = 
     def per_batch(V: torch.Tensor):
         def block(x, y):
             out, pullback = vjp(lambda p: prob.outputs(p, x), prob.params)
-            loss_grad = grad(lambda o: prob.loss_fn(o, y))
+            # d^2 l / d f^2 is symmetric, so its vjp is its product (reverse mode works
+            # for losses without forward-mode derivatives, e.g. nn.MSELoss).
+            _, loss_hessian = vjp(grad(lambda o: prob.loss_fn(o, y)), out)
 
             def gv(t):
                 jv = jvp(lambda p: prob.outputs(p, x), (prob.params,), (t,))[1]
-                hjv = jvp(loss_grad, (out,), (jv,))[1]
-                return pullback(hjv)[0]
+                return pullback(loss_hessian(jv)[0])[0]
 
             return prob.flatten(vmap(gv)(prob.unflatten(V)), batched=True)
         return prob.dataset_average(block)

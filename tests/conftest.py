@@ -1,6 +1,8 @@
-"""Top-level test configuration.
+"""Test configuration: a fixed, derandomised hypothesis profile (no deadline)."""
+from __future__ import annotations
 
-``pytester`` (used by tests/claims_engine to run the claims plugin in-process) must be
-enabled here: pytest rejects ``pytest_plugins`` in non-top-level conftest files.
-"""
-pytest_plugins = ["pytester"]
+from hypothesis import settings
+
+settings.register_profile("hessbench", max_examples=25, deadline=None, derandomize=True,
+                          print_blob=True)
+settings.load_profile("hessbench")

@@ -1,0 +1,32 @@
+"""Exact references for the tests: dense Hessians by torch.autograd in float64."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+
+def flat_params(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def flat_loss(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor):
+    """theta (flat) -> loss, for torch.autograd.functional references."""
+    names = [k for k, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+
+    def f(theta: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(theta, [s.numel() for s in shapes])
+        tree = {k: t.view(s) for k, t, s in zip(names, parts, shapes)}
+        return loss_fn(functional_call(model, tree, (x,)), y)
+
+    return f
+
+
+def reference_hessian(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Dense Hessian by reverse-over-reverse autograd (torch.autograd.functional.hessian)."""
+    return torch.autograd.functional.hessian(flat_loss(model, loss_fn, x, y), flat_params(model))
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
