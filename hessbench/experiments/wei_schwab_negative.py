@@ -14,8 +14,8 @@ Protocol (one call = one seed):
 2. Full-batch GD at ``gd_lr`` for ``gd_steps`` -> the minimum theta_0 (paper: lr 0.1 for
    10k epochs). On digits GD converges sublinearly; at lr 0.1 the loss still falls by
    ~1e-4 per 25 units of SGD time after 10k steps, as much as the SGD heating to be
-   measured, so the default takes lr 1.0 (still stable: lr * lambda_max ~ 0.85 < 2,
-   reported as ``gd_lambda_max``).
+   measured, so the default takes lr 1.0 (still stable: lr * lambda_max < 2 with
+   lambda_max = ``gd_lambda_max``, 1.77 at the smoke scale, seed 0).
 3. For each pair (batch_sizes[i], learning_rates[i]): SGD from theta_0 for
    ``ceil(equilibration_time / lr)`` steps, i.e. the same SGD time lr * steps for every
    pair (a mode of curvature lambda relaxes in time ~ 1 / lambda whatever lr is). The
@@ -204,16 +204,19 @@ def plot_negative_vs_loss(records: list[dict[str, Any]]) -> Any:
     for rec in records:
         m = rec["metrics"]
         x, y = np.asarray(m["train_loss"]), np.asarray(m["neg_sum"])
-        points = ax.scatter(x, y, s=18, label=f"seed {rec['seed']}")
+        points = ax.scatter(x, y, s=18, label=f"seed {rec['seed']}: SGD equilibria")
+        colour = points.get_facecolor()[0]
+        ax.scatter([0.0], [m["gd_neg_sum"]], s=30, marker="x", color=colour,
+                   label=f"seed {rec['seed']}: GD minimum (not fitted)")
         grid = np.linspace(0.0, float(x.max()), 50)
-        ax.plot(grid, m["fit_slope"] * grid + m["fit_intercept"], lw=1,
-                color=points.get_facecolor()[0],
-                label=f"y = {m['fit_slope']:.4g} x + {m['fit_intercept']:.2g} "
+        w, b = m["fit_slope"], m["fit_intercept"]
+        ax.plot(grid, w * grid + b, lw=1, color=colour,
+                label=f"y = {w:.4g} x {'+' if b >= 0 else '-'} {abs(b):.2g} "
                       f"(R$^2$ = {m['fit_r2']:.3f})")
     ax.axhline(0.0, color="0.7", lw=0.5)
     ax.set_xlabel("training loss above the GD minimum")
     ax.set_ylabel("sum of negative eigenvalues")
-    ax.set_title("Wei & Schwab Fig. 2a: negative curvature vs training loss")
+    ax.set_title("Wei & Schwab Fig. 2a: negative curvature vs loss")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
