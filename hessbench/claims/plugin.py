@@ -191,7 +191,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     out = session.config.getoption("hessbench_claims_out")
     state.out_dir = state.session.write_report(
-        Path(out) if out else None, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+        Path(out).resolve() if out else None, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,

@@ -114,8 +114,7 @@ def render_figures(session: ClaimSession, out_dir: Path) -> dict[str, dict[str, 
     """One PNG per claim from the experiment's figure function; errors are recorded."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    matplotlib.use("Agg")  # files only; never opens a window
 
     from hessbench.experiments.registry import get_experiment
 
@@ -136,7 +135,8 @@ def render_figures(session: ClaimSession, out_dir: Path) -> dict[str, dict[str, 
             fig = figure_fn(records)
             buf = io.BytesIO()
             fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-            plt.close(fig)
+            if "matplotlib.pyplot" in sys.modules:  # release figures made with pyplot
+                sys.modules["matplotlib.pyplot"].close(fig)
             atomic_write_bytes(out_dir / f"{claim_id}.png", buf.getvalue())
             out[claim_id] = {"path": f"{claim_id}.png", "error": None}
         except Exception as exc:  # a broken figure must not lose the report

@@ -146,3 +146,17 @@ def test_example_experiment_is_seeded_and_exact_without_noise() -> None:
     assert exact["intercept_hat"] == pytest.approx(0.5, abs=1e-12)
     with pytest.raises(ValueError, match="unknown params"):
         exp({"slop": 1.0}, 0, cpu)
+
+
+def test_documented_example_is_valid_toml_with_known_keys() -> None:
+    import tomllib
+
+    from hessbench.claims.expectations import RELATIONS
+    from hessbench.claims.spec import TOP_KEYS
+
+    doc = (Path(__file__).parents[2] / "docs" / "claims-format.md").read_text()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    data = tomllib.loads(example)
+    assert set(data) <= TOP_KEYS and isinstance(data["seeds"], list)
+    assert set(data["grid"]) == {"k", "optimizer"}  # seeds did not fall into [grid]
+    assert all(e["relation"] in RELATIONS for e in data["expectations"])

@@ -1,0 +1,142 @@
+"""The pytest plugin, driven in-process through ``pytester``."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from claims_engine_helpers import SLOPE_BAD, write_claim
+from hessbench.experiments import registry
+from hessbench.experiments.registry import Experiment, Measurement
+
+# Registered from this module (pytest rejects pytest_plugins in non-top-level conftests).
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def claims(pytester: pytest.Pytester):
+    return pytester.path / "claims"
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """In-process pytest run; the engine is already imported here, which pytest's
+    assertion rewriting of plugin packages warns about (only in such nested runs)."""
+    return pytester.runpytest("-p", "no:cacheprovider", "-W",
+                              "ignore::pytest.PytestAssertRewriteWarning", *args)
+
+
+def test_one_item_per_grid_point_with_markers(pytester: pytest.Pytester, claims) -> None:
+    write_claim(claims, "demo")
+    res = run(pytester, "claims", "--collect-only", "-q", "--device", "cpu")
+    res.stdout.fnmatch_lines(["claims/demo.toml::demo[[]slope=1.0[]]",
+                              "claims/demo.toml::demo[[]slope=2.0[]]", "2 tests collected*"])
+    assert run(pytester, "claims", "--co", "-m", "claim").ret == 0
+    smoke_gpu = run(pytester, "claims", "--co", "-m", "gpu or slow")
+    assert smoke_gpu.ret == pytest.ExitCode.NO_TESTS_COLLECTED  # deselected, not masked
+    paper = run(pytester, "claims", "--co", "-q", "-m", "gpu and slow", "--profile", "paper")
+    paper.stdout.fnmatch_lines(["2 tests collected*"])
+
+
+def test_k_selects_claim_ids(pytester: pytest.Pytester, claims) -> None:
+    write_claim(claims, "alpha")
+    write_claim(claims, "beta-claim")
+    res = run(pytester, "claims", "-k", "beta-claim", "--device", "cpu",
+                             "--claims-out", "out")
+    res.assert_outcomes(passed=2, deselected=2)
+    items = json.loads((pytester.path / "out" / "report.json").read_text())["items"]
+    assert [i["item"] for i in items] == ["beta-claim[slope=1.0]", "beta-claim[slope=2.0]"]
+    res = run(pytester, "claims", "-k", "alpha and slope=2.0", "--device", "cpu")
+    assert res.ret == pytest.ExitCode.USAGE_ERROR  # '=' is no -k identifier: pytest says so
+    run(pytester, "claims", "-k", "alpha and 2.0", "--device", "cpu").assert_outcomes(
+        passed=1, deselected=3)
+
+
+def test_passing_run_prints_table_and_writes_report(pytester: pytest.Pytester, claims) -> None:
+    write_claim(claims, "demo")
+    res = run(pytester, "claims", "--device", "cpu", "--claims-out", "out")
+    res.assert_outcomes(passed=2)
+    res.stdout.fnmatch_lines([
+        "*= hessbench claims (profile smoke, device cpu) =*",
+        "*claim*grid point*measured*expected*verdict*seconds*device*",
+        "*demo*slope=1.0*slope recovered: *1 ± 0.05 (all 2 seeds)*PASS*cpu*",
+        "*demo*slope=2.0*slope recovered: *2 ± 0.05 (all 2 seeds)*PASS*cpu*",
+        "2 claim items: 2 pass, 0 fail, 0 error",
+        f"report: {pytester.path / 'out' / 'report.md'}",
+    ])
+    out = pytester.path / "out"
+    assert {p.name for p in out.iterdir()} == {"report.json", "report.md", "demo.png"}
+
+
+def test_default_report_dir_is_under_rootdir(pytester: pytest.Pytester, claims) -> None:
+    write_claim(claims, "demo")
+    run(pytester, "claims", "--device", "cpu").assert_outcomes(passed=2)
+    [run_dir] = (pytester.path / "results" / "claims").iterdir()
+    assert (run_dir / "report.json").exists()
+
+
+def test_failure_shows_claim_table_not_traceback(pytester: pytest.Pytester, claims) -> None:
+    write_claim(claims, "demo", body=SLOPE_BAD)
+    res = run(pytester, "claims", "--device", "cpu", "--claims-out", "out")
+    res.assert_outcomes(failed=2)
+    res.stdout.fnmatch_lines([
+        "claim demo[[]slope=1.0[]] FAILED (profile smoke, device cpu, seeds [[]0, 1[]], *",
+        "statement: The fitted slope of a noisy line equals its true slope.",
+        "source:    Example (2024), not a paper, Sec. 0, Fig. 0",
+        "*expectation*measured*expected*verdict*",
+        "*slope is 10*10 ± 0.5 (all 2 seeds)*FAIL*",
+        "- slope is 10: measured *; expected 10 ± 0.5 (all 2 seeds) -> FAIL: seed 0: *missed by*",
+        "  reason: a deliberately false claim to test failure reporting",
+    ])
+    text = res.stdout.str()
+    assert "Traceback" not in text and "raise ClaimFailed" not in text and ".py:" not in text
+
+
+def test_experiment_exception_is_an_error_item(pytester: pytest.Pytester, claims,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(params: dict, seed: int, device: torch.device) -> Measurement:
+        raise RuntimeError("boom in the experiment")
+
+    monkeypatch.setitem(registry.REGISTRY, "broken", Experiment("broken", broken))
+    write_claim(claims, "demo", experiment="broken")
+    res = run(pytester, "claims", "--device", "cpu", "--claims-out", "out")
+    res.assert_outcomes(errors=2)
+    res.stdout.fnmatch_lines(["*ERROR at setup of claim demo [[]slope=1.0[]]*",
+                              "*raise RuntimeError(\"boom in the experiment\")*",
+                              "E*RuntimeError: boom in the experiment",
+                              "*demo*slope=1.0*error: RuntimeError: boom in the experiment*-*ERROR*cpu*"])
+    items = json.loads((pytester.path / "out" / "report.json").read_text())["items"]
+    assert [i["status"] for i in items] == ["error", "error"]
+
+
+def test_invalid_claim_file_is_a_collection_error(pytester: pytest.Pytester, claims) -> None:
+    write_claim(claims, "demo", sections="[grid]\nslope = 1.0\n")
+    res = run(pytester, "claims")
+    assert res.ret == pytest.ExitCode.INTERRUPTED
+    res.stdout.fnmatch_lines(["*claims/demo.toml: grid.slope: bad grid: must be a non-empty list*"])
+    assert "Traceback" not in res.stdout.str()
+
+
+def test_only_claim_files_are_collected(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml("[tool.pytest.ini_options]\n")
+    write_claim(pytester.path / "tests" / "claims", "fixture-claim")
+    write_claim(pytester.path / "data", "not-in-claims-dir")
+    (pytester.path / "claims").mkdir()
+    (pytester.path / "claims" / "_draft.toml").write_text("not a claim")
+    pytester.makepyfile(**{"tests/test_plain": "def test_plain():\n    assert True\n"})
+    res = run(pytester, )
+    res.assert_outcomes(passed=1)
+    assert "hessbench claims" not in res.stdout.str() and "claim items" not in res.stdout.str()
+    res = run(pytester, "tests")
+    res.assert_outcomes(passed=1)
+    assert "hessbench claims" not in res.stdout.str() and not (pytester.path / "results").exists()
+
+
+def test_empty_claims_folder_exits_zero(pytester: pytest.Pytester, claims) -> None:
+    claims.mkdir()
+    res = run(pytester, "claims")
+    assert res.ret == pytest.ExitCode.OK
+    res.stdout.fnmatch_lines(["hessbench: no claim files (claims/<id>.toml) found; nothing to verify"])
+    # other empty selections keep pytest's "no tests" status
+    (pytester.path / "empty").mkdir()
+    assert run(pytester, "empty").ret == pytest.ExitCode.NO_TESTS_COLLECTED
