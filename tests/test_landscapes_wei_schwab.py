@@ -54,11 +54,12 @@ def test_batched_evaluation_equals_rowwise(toy: ValleyToy) -> None:
 def test_floor_trace_and_logdet_closed_form() -> None:
     y = torch.tensor([[1.0, 1.0], [0.5, -2.0]], dtype=torch.float64)
     # abs toy: a = (|t3 + t4|, |t3 + 2 t4|)
-    assert valley_floor_trace(WEI_SCHWAB_ABS, y).tolist() == pytest.approx([2 * (2 + 3), 2 * (1.5 + 3.5)])
+    want = [2 * (2 + 3), 2 * (1.5 + 3.5)]
+    assert valley_floor_trace(WEI_SCHWAB_ABS, y).tolist() == pytest.approx(want)
     # exp toy at (1, 1): a = (4 - 2 e^-2, 1); log det = log(2 a1) + log 2
     a1 = 4 - 2 * math.exp(-2.0)
-    assert valley_floor_logdet(WEI_SCHWAB_EXP, y[:1]).item() == pytest.approx(math.log(2 * a1) + math.log(2.0),
-                                                                              rel=1e-14)
+    want = math.log(2 * a1) + math.log(2.0)
+    assert valley_floor_logdet(WEI_SCHWAB_EXP, y[:1]).item() == pytest.approx(want, rel=1e-14)
 
 
 def test_floor_hessian_is_trace_consistent() -> None:

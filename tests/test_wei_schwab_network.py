@@ -20,7 +20,8 @@ TINY = {"n_samples": 60, "hidden": [4], "gd_steps": 60, "interval": 15, "checkpo
 
 def _problem():
     x, y = digits(60, seed=1, dtype=torch.float64)
-    return mlp(64, [3], 10, seed=2, dtype=torch.float64), nn.CrossEntropyLoss(label_smoothing=0.1), x, y
+    model = mlp(64, [3], 10, seed=2, dtype=torch.float64)
+    return model, nn.CrossEntropyLoss(label_smoothing=0.1), x, y
 
 
 def test_exact_trace_matches_dense_autograd_hessian() -> None:

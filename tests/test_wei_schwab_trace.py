@@ -78,9 +78,11 @@ def test_no_noise_means_no_drift() -> None:
 
 def test_simulation_is_seeded() -> None:
     e = torch.full((4,), 0.01, dtype=F64)
-    run = lambda seed: valley_sgd(WEI_SCHWAB_ABS, torch.tensor([1.0, 1.0], dtype=F64), e,  # noqa: E731
-                                  torch.full_like(e, 0.5), noise="isotropic", steps=20,
-                                  record=[20], seed=seed)
+    def run(seed: int) -> torch.Tensor:
+        return valley_sgd(WEI_SCHWAB_ABS, torch.tensor([1.0, 1.0], dtype=F64), e,
+                          torch.full_like(e, 0.5), noise="isotropic", steps=20, record=[20],
+                          seed=seed)
+
     assert torch.equal(run(3), run(3))
     assert not torch.equal(run(3), run(4))
 

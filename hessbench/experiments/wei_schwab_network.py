@@ -14,7 +14,8 @@ label-smoothed cross-entropy (label smoothing keeps the minimum at finite weight
 
 The trace slope along each path is the least-squares slope of Tr H(projection)
 against the step (theta* at step 0), per 1000 steps. ``control_ratio`` is
-``|GD slope| / |SGD slope|``. A projection that does not get below L* within its
+``|GD slope| / |SGD slope|``; ``grad_norm_star`` says how close theta* is to a
+stationary point. A projection that does not get below L* within its
 budget is counted in ``projection_failures`` (the trace there is not at a minimum).
 
 The net is small (64-16-10 at smoke, 1210 parameters) and not overparameterised for
@@ -51,7 +52,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 PATHS = ("sgd", "gd")
-METRICS = (["steps", "loss_star", "lr_times_lambda_max", "control_ratio", "projection_failures"]
+METRICS = (["steps", "loss_star", "grad_norm_star", "lr_times_lambda_max", "control_ratio",
+            "projection_failures"]
            + [f"{p}_{m}" for p in PATHS
               for m in ("trace", "trace_slope", "trace_change", "projection_steps")])
 
@@ -85,7 +87,7 @@ def _slope_per_1000(steps: list[int], values: list[float]) -> float:
 
 
 def plot_network(records: list[dict[str, Any]]) -> Any:
-    """Fig. 3 analogue: Tr H at the projected minima along SGD and GD paths, mean +- sd over seeds."""
+    """Fig. 3 analogue: Tr H at the projected minima along SGD and GD paths (mean +- sd)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(5.5, 3.8))
@@ -122,11 +124,14 @@ def wei_schwab_trace_network(params: dict[str, Any], seed: int,
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(p["label_smoothing"]))
     train(model, loss_fn, x, y, lr=p["lr"], steps=int(p["gd_steps"]), eval_every=int(p["gd_steps"]))
     loss_star = full_loss(model, loss_fn, x, y)
+    grad_star = torch.autograd.grad(loss_fn(model(x), y), list(model.parameters()))
+    grad_norm_star = float(torch.cat([g.reshape(-1) for g in grad_star]).norm())
     h_star = _hessian(model, loss_fn, (x, y)).dense()
     trace_star, lambda_max = float(h_star.trace()), float(torch.linalg.eigvalsh(h_star)[-1])
     interval, k = int(p["interval"]), int(p["checkpoints"])
     steps = [c * interval for c in range(k + 1)]
     metrics: dict[str, Any] = {"steps": steps, "loss_star": loss_star,
+                               "grad_norm_star": grad_norm_star,
                                "lr_times_lambda_max": p["lr"] * lambda_max}
     failures = 0
     for path in PATHS:

@@ -112,10 +112,16 @@ def valley_sgd(toy: ValleyToy, y0: torch.Tensor, eta: torch.Tensor, sigma: torch
 
 def stationary_variance(noise: str, a: torch.Tensor, eta: float, sigma: float, *,
                         leading: bool = True) -> torch.Tensor:
-    """``E[x_i^2]`` of the frozen-y AR(1) (step 1 above); ``leading`` drops the ``1 - eta a`` factor."""
+    """``E[x_i^2]`` of the frozen-y AR(1) (step 1 above).
+
+    ``leading`` drops the ``1 / (1 - eta a)`` factor.
+    """
     _check_noise(noise)
     # eta c / (4 a) with c = 2 sigma^2 a (SGD-like) or sigma^2 (isotropic)
-    v = torch.full_like(a, eta * sigma ** 2 / 2.0) if noise == "hessian" else eta * sigma ** 2 / (4.0 * a)
+    if noise == "hessian":
+        v = torch.full_like(a, eta * sigma ** 2 / 2.0)
+    else:
+        v = eta * sigma ** 2 / (4.0 * a)
     return v if leading else v / (1.0 - eta * a)
 
 
@@ -186,6 +192,7 @@ def plot_rate(records: list[dict[str, Any]]) -> Any:
     ax.plot(x, m["predicted_slope"] * x, "k--", lw=1,
             label=f"leading order: slope {m['predicted_slope']:.3g}")
     ax.set_xlabel(r"$\eta^2$")
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
     ax.set_ylabel(r"$\Delta\,\mathrm{Tr}\,H$ over window")
     ax.set_title("Wei & Schwab Fig. 2b: trace change under SGD-like noise")
     ax.legend(fontsize=7)
