@@ -27,7 +27,7 @@ Profile = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tenso
 
 @dataclass(frozen=True)
 class ValleyToy:
-    """A valley loss ``L = sum_i a_i(y) x_i^2`` with ``a_i(y) = f_i(w_i . y)`` (Wei & Schwab, §4.2).
+    """A valley loss ``L = sum_i a_i(y) x_i^2``, ``a_i(y) = f_i(w_i . y)`` (Wei & Schwab §4.2).
 
     ``forms`` are the rows ``w_i`` (k rows of length m); ``profile(u)`` maps
     ``u = y W^T`` of shape ``(B, k)`` to ``(f, f', f'')`` element-wise, so that
