@@ -6,4 +6,7 @@ Add one line per experiment module (keep the list sorted):
 from hessbench.experiments import dinh_rescaling  # noqa: F401
 from hessbench.experiments import example  # noqa: F401
 from hessbench.experiments import sagun_outliers  # noqa: F401
+from hessbench.experiments import wei_schwab_negative  # noqa: F401
+from hessbench.experiments import wei_schwab_network  # noqa: F401
 from hessbench.experiments import wei_schwab_trace  # noqa: F401
+from hessbench.experiments import zhu_escape  # noqa: F401
