@@ -9,4 +9,3 @@ from hessbench.experiments import sagun_outliers  # noqa: F401
 from hessbench.experiments import wei_schwab_negative  # noqa: F401
 from hessbench.experiments import wei_schwab_network  # noqa: F401
 from hessbench.experiments import wei_schwab_trace  # noqa: F401
-from hessbench.experiments import zhu_escape  # noqa: F401
