@@ -251,6 +251,8 @@ def power_iteration(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 1
     |lambda_t - lambda_{t-1}| / (|lambda_{t-1}| + 1e-6) < tol -- which can stop far from
     an eigenvector; ``"residual"`` stops on ||A v - lambda v|| <= tol * |lambda|. Either
     way the true residuals are reported. Finds the largest-*magnitude* eigenvalues.
+    Deflation against approximate eigenvectors limits later pairs' residuals to about
+    the earlier pairs' residuals.
     """
     op = as_operator(A)
     n = op.num_params
@@ -263,10 +265,10 @@ def power_iteration(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 1
     found = torch.zeros(n, 0, dtype=F64, device=op.device)
     values, residuals, used, all_converged = [], [], 0, True
     for _ in range(k):
-        v = torch.randn(n, generator=gen, dtype=F64).to(op.device)
+        x = torch.randn(n, generator=gen, dtype=F64).to(op.device)
         lam_prev, converged = None, False
         for _ in range(max_iter):
-            v = _orthogonalize(v, found)
+            v = _orthogonalize(x, found)
             v = v / torch.linalg.vector_norm(v)
             Av = _apply(op, v[:, None])[:, 0]
             used += 1
@@ -278,8 +280,7 @@ def power_iteration(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 1
                 converged = res <= tol * abs(lam)
             if converged:
                 break
-            lam_prev = lam
-            v = Av
+            lam_prev, x = lam, Av
         values.append(lam)
         residuals.append(res)
         all_converged &= converged
