@@ -22,7 +22,10 @@ theta is the trained point. Then, with T_alpha and D = dT_alpha/dtheta from
    interlacing plus Ostrowski's theorem give at least r - min_k n_k eigenvalues of
    H(T theta) above M; they are counted on the dense H(T theta) with
    :func:`~hessbench.symmetries.count_eigenvalues_above` (exact inertia, robust to the
-   alpha^-2k scaling of the bias blocks).
+   alpha^-2k scaling of the bias blocks). With biases the argument guarantees
+   r - #{coordinates with d_i > alpha_K} ("guaranteed_bound"): the layer k* and the
+   biases of layers after it (c_k >= 1) are not inflated. When k* is the last layer (the
+   claim's nets) this is exactly r - min_k n_k, the bias-free theorem's bound.
 """
 from __future__ import annotations
 
@@ -56,6 +59,7 @@ METRICS = [
     "law_rel_fro", "law_rel_fro_theorem", "max_law_rel_fro",
     "lambda_max", "trace", "lambda_max_slope", "trace_slope", "fit_decades",
     "lambda_min_over_max", "rank", "negative_eigs", "min_layer_size", "theorem_bound",
+    "uninflated_params", "guaranteed_bound",
     "alpha_theorem", "threshold_M", "eigs_above_M", "eigs_above_M_excess",
     "sharpness", "sharpness_before", "sharpness_after",
 ]
@@ -225,6 +229,7 @@ def dinh_rescaling(params: dict[str, Any], seed: int, device: torch.device) -> M
     count = count_eigenvalues_above(h_k, threshold, d_k)
     rank = int((ev0 > p["rank_rtol"] * lam0).sum())
     bound = rank - min(sizes)
+    uninflated = int((d_k > alpha_k * (1 + 1e-12)).sum())
 
     metrics = {
         "n_params": sum(sizes), "layer_sizes": sizes, "train_loss": base["loss"],
@@ -244,6 +249,7 @@ def dinh_rescaling(params: dict[str, Any], seed: int, device: torch.device) -> M
         "lambda_min_over_max": float(ev0[0]) / lam0,
         "rank": rank, "negative_eigs": int((ev0 < -p["rank_rtol"] * lam0).sum()),
         "min_layer_size": min(sizes), "theorem_bound": bound,
+        "uninflated_params": uninflated, "guaranteed_bound": rank - uninflated,
         "alpha_theorem": alpha_k, "threshold_M": threshold,
         "eigs_above_M": count, "eigs_above_M_excess": count - bound,
         "sharpness_before": sharpness(model),
