@@ -4,7 +4,7 @@ Keskar, Mudigere, Nocedal, Smelyanskiy & Tang, "On Large-Batch Training for Deep
 Learning: Generalization Gap and Sharp Minima" (ICLR 2017), Eqs. (3)-(4) with A = I_n:
 
     C_eps = { delta : |delta_i| <= eps (|theta_i| + 1) }                       (4)
-    phi(theta, eps) = 100 * (max_{delta in C_eps} L(theta + delta) - L(theta)) / (1 + L(theta))   (3)
+    phi(theta, eps) = 100 (max_{delta in C_eps} L(theta + delta) - L(theta)) / (1 + L(theta))  (3)
 
 Keskar et al. solve the inner maximisation approximately (a few L-BFGS-B iterations).
 Here it is approximated by projected sign-gradient ascent in the box (the steepest-ascent

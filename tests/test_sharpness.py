@@ -50,7 +50,7 @@ _DUMMY = (torch.zeros(1), torch.zeros(1))
 @settings(max_examples=30, deadline=None, derandomize=True)
 @given(n=st.integers(1, 6), seed=st.integers(0, 1000), eps=st.sampled_from([1e-3, 5e-4, 0.1]))
 def test_separable_quadratic_at_its_minimum_is_exact(n, seed, eps):
-    """At theta = c with diagonal A every vertex is a maximiser; ascent from any start reaches one."""
+    """At theta = c with diagonal A every vertex is a maximiser; ascent reaches one."""
     gen = seeded_generator(seed)
     c = torch.randn(n, generator=gen, dtype=torch.float64)
     a = torch.diag(torch.rand(n, generator=gen, dtype=torch.float64) + 0.1)

@@ -3,9 +3,9 @@
 Dinh, Pascanu, Bengio & Bengio, "Sharp Minima Can Generalize for Deep Nets", ICML 2017,
 §4 (non-negative homogeneity; Theorems on the spectral norm and on K-layer eigenvalues).
 
-A ReLU MLP 64-width^depth-10 (K = depth + 1 Linear layers) is trained with full-batch GD (float64) on sklearn digits;
-theta is the trained point. Then, with T_alpha and D = dT_alpha/dtheta from
-:mod:`hessbench.symmetries` (H(T theta) = D^{-1} H(theta) D^{-1}):
+A ReLU MLP 64-width^depth-10 (K = depth + 1 Linear layers) is trained with full-batch
+GD (float64) on sklearn digits; theta is the trained point. Then, with T_alpha and
+D = dT_alpha/dtheta from :mod:`hessbench.symmetries` (H(T theta) = D^{-1} H(theta) D^{-1}):
 
 1. Sweep: T_alpha(theta1, theta2) = (alpha theta1, alpha^-1 theta2) on the first two
    layers, alpha in ``alphas``. For each alpha: outputs, loss and test accuracy of the
@@ -130,7 +130,8 @@ def _train(p: dict[str, Any], seed: int, device: torch.device) -> tuple[nn.Modul
     x, y = digits(p["n_train"] + p["n_test"], seed=seed, dtype=torch.float64, device=device)
     data = {"x_train": x[:p["n_train"]], "y_train": y[:p["n_train"]],
             "x_test": x[p["n_train"]:], "y_test": y[p["n_train"]:]}
-    model = mlp(x.shape[1], [int(p["width"])] * int(p["depth"]), 10, seed=seed, dtype=torch.float64, device=device)
+    model = mlp(x.shape[1], [int(p["width"])] * int(p["depth"]), 10, seed=seed,
+                dtype=torch.float64, device=device)
     train(model, _LOSS, data["x_train"], data["y_train"], lr=p["lr"], steps=p["steps"],
           seed=seed, eval_every=max(p["steps"] // 10, 1))
     return model, data
