@@ -40,7 +40,8 @@ class Source:
     url: str = ""
 
     def __str__(self) -> str:
-        parts = [self.paper, f"Sec. {self.section}", self.figure, self.table]
+        section = f"Sec. {self.section}" if self.section[:1].isdigit() else self.section
+        parts = [self.paper, section, self.figure, self.table]
         return ", ".join(p for p in parts if p)
 
 

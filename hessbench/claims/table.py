@@ -28,23 +28,27 @@ def _last_line(text: str | None) -> str:
 def summary_table(items: Sequence[dict[str, Any]], title: str | None = None) -> Table:
     """One row per item: claim, grid point, measured, expected, verdict, seconds, device.
 
-    A grid point with several expectations lists one line per expectation; failing
-    lines start with ``[FAIL]``."""
-    table = Table(title=title, box=box.SIMPLE_HEAD, show_lines=True, title_justify="left")
+    An item with several expectations continues on one sub-line per expectation (so
+    measured and expected stay side by side); failing lines start with ``[FAIL]``."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     for col in ("claim", "grid point", "measured", "expected", "verdict", "seconds", "device"):
         table.add_column(col, overflow="fold", justify="right" if col == "seconds" else "left")
     for it in items:
-        if it["status"] == "error":
-            measured = f"error: {_last_line(it.get('error'))}"
-            expected = "\n".join(v["expected"] for v in it["verdicts"]) or "-"
-        else:
-            measured = "\n".join(("" if v["verdict"] == "pass" else "[FAIL] ")
-                                 + f"{v['name']}: {v['measured']}" for v in it["verdicts"])
-            expected = "\n".join(v["expected"] for v in it["verdicts"])
         status = it["status"]
-        table.add_row(Text(it["claim"]), Text(it["point"] or "-"), Text(measured), Text(expected),
-                      Text(VERDICT_LABEL.get(status, status), style=STYLE.get(status, "")),
-                      f"{it['seconds']:.2f}", Text(it["device"]))
+        if status == "error":
+            lines = [(f"error: {_last_line(it.get('error'))}", "-")]
+        else:
+            lines = [(("" if v["verdict"] == "pass" else "[FAIL] ") + f"{v['name']}: {v['measured']}",
+                      v["expected"]) for v in it["verdicts"]] or [("-", "-")]
+        for i, (measured, expected) in enumerate(lines):
+            first = i == 0
+            table.add_row(Text(it["claim"] if first else ""),
+                          Text((it["point"] or "-") if first else ""), Text(measured),
+                          Text(expected),
+                          Text(VERDICT_LABEL.get(status, status) if first else "",
+                               style=STYLE.get(status, "")),
+                          f"{it['seconds']:.2f}" if first else "",
+                          Text(it["device"] if first else ""), end_section=i == len(lines) - 1)
     return table
 
 

@@ -19,11 +19,11 @@ def claims(pytester: pytest.Pytester):
     return pytester.path / "claims"
 
 
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+def run(pytester: pytest.Pytester, *args: str, **kw: bool) -> pytest.RunResult:
     """In-process pytest run; the engine is already imported here, which pytest's
     assertion rewriting of plugin packages warns about (only in such nested runs)."""
     return pytester.runpytest("-p", "no:cacheprovider", "-W",
-                              "ignore::pytest.PytestAssertRewriteWarning", *args)
+                              "ignore::pytest.PytestAssertRewriteWarning", *args, **kw)
 
 
 def test_one_item_per_grid_point_with_markers(pytester: pytest.Pytester, claims) -> None:
@@ -140,3 +140,29 @@ def test_empty_claims_folder_exits_zero(pytester: pytest.Pytester, claims) -> No
     # other empty selections keep pytest's "no tests" status
     (pytester.path / "empty").mkdir()
     assert run(pytester, "empty").ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_interrupted_run_still_writes_a_complete_report(pytester: pytest.Pytester, claims,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    line = registry.REGISTRY["example_line"]
+
+    def stop_at_slope_2(params: dict, seed: int, device: torch.device) -> Measurement:
+        if params["slope"] == 2.0:
+            raise KeyboardInterrupt
+        return line(params, seed, device)
+
+    monkeypatch.setitem(registry.REGISTRY, "stops", Experiment("stops", stop_at_slope_2))
+    write_claim(claims, "demo", experiment="stops")
+    res = run(pytester, "claims", "--device", "cpu", "--claims-out", "out",
+              no_reraise_ctrlc=True)
+    assert res.ret == pytest.ExitCode.INTERRUPTED
+    report = json.loads((pytester.path / "out" / "report.json").read_text())
+    assert report["interrupted"] is True
+    assert [(i["item"], i["status"]) for i in report["items"]] == [("demo[slope=1.0]", "pass")]
+
+
+def test_claims_conftest_is_optional(pytester: pytest.Pytester, claims) -> None:
+    write_claim(claims, "demo")
+    (claims / "conftest.py").write_text("import pytest\n\n\n@pytest.fixture\ndef unused():\n"
+                                        "    return 1\n")
+    run(pytester, "claims", "--device", "cpu", "--claims-out", "out").assert_outcomes(passed=2)
