@@ -171,20 +171,53 @@ ZHU_SHARP_CENTRE = (1.0, 1.0)
 ZHU_FLAT_CENTRE = (-1.0, -1.0)
 
 
-def zhu_two_basin_loss(w: torch.Tensor, x: torch.Tensor, theta: float = math.pi / 4) -> torch.Tensor:
+def _zhu_branches(w: torch.Tensor, x: torch.Tensor, theta: float):
+    """Projections p = a.r, q = b.r of r = w - x - 1 (a = (c, -s), b = (c, s)), the
+    flat residual w - x + 1 by component, and the two branch values."""
+    if w.shape[-1] != 2 or x.shape[-1] != 2:
+        raise ValueError(f"w and x must end in a dimension of size 2, got {tuple(w.shape)} and "
+                         f"{tuple(x.shape)}")
+    c, s = math.cos(theta), math.sin(theta)
+    d0, d1 = w[..., 0] - x[..., 0], w[..., 1] - x[..., 1]   # components, no size-2 reductions
+    p, q = c * (d0 - 1.0) - s * (d1 - 1.0), c * (d0 - 1.0) + s * (d1 - 1.0)
+    f0, f1 = d0 + 1.0, d1 + 1.0
+    return p, q, f0, f1, 10.0 * p * p + 100.0 * q * q, f0 * f0 + f1 * f1
+
+
+def zhu_two_basin_loss(w: torch.Tensor, x: torch.Tensor,
+                       theta: float = math.pi / 4) -> torch.Tensor:
     """Per-sample loss ``l(w; x)`` of Zhu et al. App. D.1 (formula above).
 
     ``w`` and ``x`` have shape ``(..., 2)`` and broadcast; returns shape ``(...)``.
     Pure torch, so ``torch.func`` transforms (vmap, grad, hessian) apply.
     """
-    if w.shape[-1] != 2 or x.shape[-1] != 2:
-        raise ValueError(f"w and x must end in a dimension of size 2, got {tuple(w.shape)} and "
-                         f"{tuple(x.shape)}")
+    *_, sharp, flat = _zhu_branches(w, x, theta)
+    return torch.minimum(sharp, flat)
+
+
+def zhu_two_basin_grad(w: torch.Tensor, x: torch.Tensor,
+                       theta: float = math.pi / 4) -> torch.Tensor:
+    """Closed-form per-sample gradient: ``2 (10 p a + 100 q b)`` on the sharp branch,
+    else ``2 (w - x + 1)`` (the sharp branch wins ties). Shape ``(..., 2)``."""
     c, s = math.cos(theta), math.sin(theta)
-    u, v = w[..., 0] - x[..., 0] - 1.0, w[..., 1] - x[..., 1] - 1.0
-    sharp = 10.0 * (c * u - s * v) ** 2 + 100.0 * (c * u + s * v) ** 2
-    p, q = w[..., 0] - x[..., 0] + 1.0, w[..., 1] - x[..., 1] + 1.0
-    return torch.minimum(sharp, p * p + q * q)
+    p, q, f0, f1, sharp, flat = _zhu_branches(w, x, theta)
+    on_sharp = (sharp <= flat).to(w.dtype)   # blend by arithmetic: faster than torch.where here
+    g0 = 2.0 * f0 + on_sharp * (20.0 * c * p + 200.0 * c * q - 2.0 * f0)
+    g1 = 2.0 * f1 + on_sharp * (-20.0 * s * p + 200.0 * s * q - 2.0 * f1)
+    return torch.stack([g0, g1], dim=-1)
+
+
+def zhu_two_basin_hessian(w: torch.Tensor, x: torch.Tensor,
+                          theta: float = math.pi / 4) -> torch.Tensor:
+    """Closed-form per-sample Hessian: ``2 A = 20 a a^T + 200 b b^T`` on the sharp branch,
+    else ``2 I``. Shape ``(..., 2, 2)``."""
+    c, s = math.cos(theta), math.sin(theta)
+    *_, sharp, flat = _zhu_branches(w, x, theta)
+    sharp_h = torch.tensor([[20 * c * c + 200 * c * c, -20 * c * s + 200 * c * s],
+                            [-20 * c * s + 200 * c * s, 20 * s * s + 200 * s * s]],
+                           dtype=w.dtype, device=w.device)
+    flat_h = 2.0 * torch.eye(2, dtype=w.dtype, device=w.device)
+    return torch.where((sharp <= flat)[..., None, None], sharp_h, flat_h)
 
 
 def zhu_two_basin_samples(chains: int, n: int, *, generator: torch.Generator,

@@ -45,7 +45,7 @@ from hessbench.utils import seeded_generator
 __all__ = [
     "TABLE1_KINDS", "sgd_covariance", "per_sample_gradients", "top_k_part",
     "normalise_trace", "table1_covariance", "sample_gaussian", "gld_step",
-    "GLDResult", "simulate_gld", "escape_indicator", "isotropic_indicator",
+    "GLDResult", "FiniteSum", "simulate_gld", "escape_indicator", "isotropic_indicator",
     "alignment_coefficient", "ou_expected_loss_increase", "discrete_expected_loss_increase",
 ]
 
@@ -104,7 +104,8 @@ def sgd_covariance(per_sample_grads: torch.Tensor, batch_size: int = 1, *,
     return cov
 
 
-def per_sample_gradients(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+def per_sample_gradients(model: nn.Module,
+                         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                          inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Gradients of ``loss_fn(model(x_i), y_i)`` for every sample, shape ``(N, D)``.
 
@@ -128,7 +129,8 @@ def per_sample_gradients(model: nn.Module, loss_fn: Callable[[torch.Tensor, torc
 
 
 def top_k_part(m: torch.Tensor, k: int) -> torch.Tensor:
-    """``sum_{i<=k} lambda_i u_i u_i^T`` over the k largest (algebraic) eigenpairs of symmetric ``m``."""
+    """``sum_{i<=k} lambda_i u_i u_i^T`` over the k largest (algebraic) eigenpairs of
+    symmetric ``m``."""
     _check_square("m", m)
     d = m.shape[-1]
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= d:
@@ -230,9 +232,11 @@ def sample_gaussian(cov: torch.Tensor, generator: torch.Generator,
     d = cov.shape[-1]
     tol = 10 * d * torch.finfo(cov.dtype).eps * vals.abs().amax(dim=-1, keepdim=True)
     if bool((vals < -tol).any()):
-        raise ValueError(f"covariance is not positive semi-definite (eigenvalue {float(vals.min()):.3g})")
-    z = torch.randn(tuple(batch_shape) + vals.shape, generator=generator, dtype=cov.dtype, device=cov.device)
-    return (vecs @ (vals.clamp(min=0).sqrt() * z).unsqueeze(-1)).squeeze(-1)
+        raise ValueError("covariance is not positive semi-definite "
+                         f"(eigenvalue {float(vals.min()):.3g})")
+    z = torch.randn(tuple(batch_shape) + vals.shape, generator=generator, dtype=cov.dtype,
+                    device=cov.device)
+    return torch.einsum("...ij,...j->...i", vecs, vals.clamp(min=0).sqrt() * z)
 
 
 def gld_step(theta: torch.Tensor, grad_l: torch.Tensor, cov: torch.Tensor | None, lr: float,
@@ -246,7 +250,8 @@ def gld_step(theta: torch.Tensor, grad_l: torch.Tensor, cov: torch.Tensor | None
 
 @dataclass(frozen=True)
 class GLDResult:
-    """Chains of a noisy gradient dynamic: ``final`` (C, D); ``path`` (T, C, D) at ``path_steps``."""
+    """Chains of a noisy gradient dynamic: ``final`` (C, D); ``path`` (T, C, D) at the
+    iterations ``path_steps``."""
 
     kind: str
     final: torch.Tensor
@@ -257,37 +262,57 @@ class GLDResult:
 PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def simulate_gld(kind: str, per_sample_loss: PerSampleLoss, data: torch.Tensor,
+@dataclass(frozen=True)
+class FiniteSum:
+    """Derivatives of ``L(theta) = (1/N) sum_i l(theta; x_i)`` for ``C`` chains at once.
+
+    ``per_sample_grads(theta, data)``: ``(C, D), (C, N, ...) -> (C, N, D)``;
+    ``hessian(theta, data)``: the Hessian of the mean loss, ``(C, D, D)``.
+    Build it with :meth:`from_loss` (``torch.func``), or from closed forms.
+    """
+
+    per_sample_grads: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    hessian: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+    @classmethod
+    def from_loss(cls, per_sample_loss: PerSampleLoss) -> FiniteSum:
+        """Autodiff derivatives of ``per_sample_loss(theta, x)`` (one point ``(D,)``, one
+        sample; a scalar written with torch ops, as it is vmapped)."""
+
+        def mean_loss(theta: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+            return vmap(per_sample_loss, in_dims=(None, 0))(theta, xs).mean()
+
+        return cls(per_sample_grads=vmap(vmap(grad(per_sample_loss), in_dims=(None, 0))),
+                   hessian=vmap(hessian(mean_loss)))
+
+
+def simulate_gld(kind: str, objective: FiniteSum, data: torch.Tensor,
                  theta0: torch.Tensor, *, lr: float, steps: int,
                  trace: float | None, seed: int, k: int | None = None, batch_size: int = 1,
                  record_every: int = 0) -> GLDResult:
     """Run ``C`` independent chains of the Table 1 dynamic ``kind`` for ``steps`` steps.
 
-    ``per_sample_loss(theta, x)``: loss of one sample ``x`` at one point ``theta``
-    (shape ``(D,)``), a scalar; it is vmapped, so write it with torch ops only.
-    ``data``: ``(C, N, ...)``, chain c minimises ``(1/N) sum_i l(theta; data[c, i])``.
-    ``theta0``: ``(C, D)``. At every step, per chain, Sigma_sgd (batch ``batch_size``)
-    and the Hessian of the mean loss are recomputed with ``torch.func`` where the
-    kind needs them; the noise is :func:`table1_covariance` with ``trace``.
-    ``record_every > 0`` stores every ``record_every``-th iterate (and the last).
+    ``data``: ``(C, N, ...)``; chain c follows ``theta <- theta - lr grad L_c + eps``
+    with ``L_c = (1/N) sum_i l(theta; data[c, i])`` (``objective`` gives its
+    derivatives). ``theta0``: ``(C, D)``. At every step, per chain, Sigma_sgd
+    (batch ``batch_size``) and the Hessian are recomputed where the kind needs
+    them; the noise is :func:`table1_covariance` with ``trace``, drawn from a
+    generator seeded with ``seed``. ``record_every > 0`` stores every
+    ``record_every``-th iterate (and the last) in ``path``.
     """
     if kind not in TABLE1_KINDS:
         raise ValueError(f"unknown noise kind {kind!r}; choose one of {', '.join(TABLE1_KINDS)}")
+    if not isinstance(objective, FiniteSum):
+        raise TypeError("objective must be a hessbench.noise.FiniteSum "
+                        "(e.g. FiniteSum.from_loss(per_sample_loss))")
     if theta0.ndim != 2 or data.ndim < 2 or data.shape[0] != theta0.shape[0]:
-        raise ValueError(f"need theta0 of shape (C, D) and data of shape (C, N, ...) with the same C; "
+        raise ValueError("need theta0 of shape (C, D) and data of shape (C, N, ...) with the "
+                         "same C; "
                          f"got theta0 {tuple(theta0.shape)}, data {tuple(data.shape)}")
     if not lr > 0 or steps < 0:
         raise ValueError(f"need lr > 0 and steps >= 0, got lr={lr}, steps={steps}")
     if record_every < 0:
         raise ValueError(f"record_every must be >= 0, got {record_every}")
-
-    def mean_loss(theta: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
-        return vmap(per_sample_loss, in_dims=(None, 0))(theta, xs).mean()
-
-    sample_grads = vmap(vmap(grad(per_sample_loss), in_dims=(None, 0)), in_dims=(0, 0))
-    mean_grad = vmap(grad(mean_loss), in_dims=(0, 0))
-    mean_hessian = vmap(hessian(mean_loss), in_dims=(0, 0))
-    needs_sgd = kind in _NEEDS_SGD or (trace is None and kind != "gd")
     gen = seeded_generator(seed, theta0.device)
     const_cov = None
     if kind == "gld_const":
@@ -296,18 +321,13 @@ def simulate_gld(kind: str, per_sample_loss: PerSampleLoss, data: torch.Tensor,
     theta = theta0.clone()
     path, path_steps = [theta.clone()], [0]
     for t in range(1, steps + 1):
-        sgd_cov = hess = None
-        if needs_sgd:
-            per_sample = sample_grads(theta, data)
-            g = per_sample.mean(dim=1)
-            sgd_cov = sgd_covariance(per_sample, batch_size)
-        else:
-            g = mean_grad(theta, data)
-        if kind in _NEEDS_HESSIAN:
-            hess = mean_hessian(theta, data)
+        per_sample = objective.per_sample_grads(theta, data)
+        g = per_sample.mean(dim=1)
         if kind in ("gd", "gld_const"):
             cov = const_cov
         else:
+            hess = objective.hessian(theta, data) if kind in _NEEDS_HESSIAN else None
+            sgd_cov = sgd_covariance(per_sample, batch_size)
             cov = table1_covariance(kind, trace=trace, sgd_cov=sgd_cov, hessian=hess, k=k)
         theta = gld_step(theta, g, cov, lr, gen)
         if record_every and (t % record_every == 0 or t == steps):
@@ -338,7 +358,8 @@ def alignment_coefficient(hessian: torch.Tensor, cov: torch.Tensor) -> torch.Ten
     return escape_indicator(hessian, cov) / (lam1 * _trace(cov))
 
 
-def _symmetric_function(h: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+def _symmetric_function(h: torch.Tensor,
+                        fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     vals, vecs = torch.linalg.eigh(h)
     return (vecs * fn(vals).unsqueeze(-2)) @ vecs.transpose(-1, -2)
 
@@ -353,7 +374,8 @@ def ou_expected_loss_increase(hessian: torch.Tensor, cov: torch.Tensor, t: float
     _check_square("cov", cov)
     if t < 0:
         raise ValueError(f"t must be >= 0, got {t}")
-    return 0.25 * escape_indicator(_symmetric_function(hessian, lambda v: -torch.expm1(-2 * t * v)), cov)
+    one_minus_exp = _symmetric_function(hessian, lambda v: -torch.expm1(-2 * t * v))
+    return 0.25 * escape_indicator(one_minus_exp, cov)
 
 
 def discrete_expected_loss_increase(hessian: torch.Tensor, step_cov: torch.Tensor, lr: float,

@@ -17,7 +17,8 @@ F64 = torch.float64
 HYP = settings(max_examples=25, deadline=None, derandomize=True)
 
 
-def random_spd(d: int, seed: int, low: float = 0.5, high: float = 5.0, batch: tuple = ()) -> torch.Tensor:
+def random_spd(d: int, seed: int, low: float = 0.5, high: float = 5.0,
+               batch: tuple = ()) -> torch.Tensor:
     rng = np.random.default_rng(seed)
     out = np.empty(batch + (d, d))
     for idx in np.ndindex(*batch):
@@ -44,7 +45,8 @@ def test_sgd_covariance_matches_numpy_cov(n, d, b, seed):
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-13)
     # the uncentred form (1/b)[(1/N) sum g g^T - gbar gbar^T] of Zhu et al.
     gbar = g.mean(0)
-    np.testing.assert_allclose(got, (g.T @ g / n - np.outer(gbar, gbar)) / b, rtol=1e-10, atol=1e-12)
+    uncentred = (g.T @ g / n - np.outer(gbar, gbar)) / b
+    np.testing.assert_allclose(got, uncentred, rtol=1e-10, atol=1e-12)
     without = noise.sgd_covariance(torch.tensor(g), b, replacement=False).numpy()
     np.testing.assert_allclose(without, ref * (n - b) / (n - 1), rtol=1e-12, atol=1e-13)
 
@@ -57,7 +59,8 @@ def test_sgd_covariance_batched_and_matches_minibatch_mean_variance():
     # exact enumeration: the covariance of the mean of a with-replacement batch of 2
     gi = g[0, 0].numpy()
     pairs = (gi[:, None, :] + gi[None, :, :]).reshape(-1, 4) / 2
-    np.testing.assert_allclose(cov[0, 0].numpy(), np.cov(pairs, rowvar=False, bias=True), atol=1e-12)
+    ref = np.cov(pairs, rowvar=False, bias=True)
+    np.testing.assert_allclose(cov[0, 0].numpy(), ref, atol=1e-12)
 
 
 def test_sgd_covariance_bad_input():
@@ -74,7 +77,8 @@ def test_sgd_covariance_bad_input():
 
 def test_per_sample_gradients_match_autograd_loop():
     torch.manual_seed(0)  # parameter init only; not part of any result
-    model = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2)).double()
+    model = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
+    model = model.double()
     model[0].bias.requires_grad_(False)
     x = torch.randn(7, 3, generator=seeded_generator(1), dtype=F64)
     y = torch.randint(0, 2, (7,), generator=seeded_generator(2))
@@ -120,7 +124,8 @@ def test_kind_shapes():
     hess = random_spd(4, 4)
     t = 0.01
     diag = noise.table1_covariance("gld_diag", trace=t, sgd_cov=sgd)
-    np.testing.assert_allclose(diag.numpy(), np.diag(np.diag(sgd.numpy())) * t / np.trace(sgd.numpy()))
+    ref = np.diag(np.diag(sgd.numpy())) * t / np.trace(sgd.numpy())
+    np.testing.assert_allclose(diag.numpy(), ref)
     full = noise.table1_covariance("gld_leading", trace=t, sgd_cov=sgd, k=4)
     np.testing.assert_allclose(full.numpy(), sgd.numpy() * t / np.trace(sgd.numpy()), atol=1e-15)
     np.testing.assert_allclose(noise.table1_covariance("sgd", trace=None, sgd_cov=sgd).numpy(),
@@ -199,10 +204,12 @@ def test_sample_gaussian_is_seeded_and_rejects_indefinite():
 def test_gld_step_is_gd_plus_noise():
     theta = torch.randn(6, 3, generator=seeded_generator(0), dtype=F64)
     g = torch.randn(6, 3, generator=seeded_generator(1), dtype=F64)
-    torch.testing.assert_close(noise.gld_step(theta, g, None, 0.1, seeded_generator(0)), theta - 0.1 * g)
+    gd = noise.gld_step(theta, g, None, 0.1, seeded_generator(0))
+    torch.testing.assert_close(gd, theta - 0.1 * g)
     cov = random_spd(3, 2)
     step = noise.gld_step(theta, g, cov, 0.1, seeded_generator(3))
-    torch.testing.assert_close(step, theta - 0.1 * g + noise.sample_gaussian(cov, seeded_generator(3), (6,)))
+    eps = noise.sample_gaussian(cov, seeded_generator(3), (6,))
+    torch.testing.assert_close(step, theta - 0.1 * g + eps)
 
 
 # --- indicators --------------------------------------------------------------------------
@@ -219,7 +226,8 @@ def test_indicators_match_dense_numpy(d, seed):
     assert float(noise.escape_indicator(h, iso)) == pytest.approx(
         float(noise.isotropic_indicator(h, s)), rel=1e-12)
     a = float(noise.alignment_coefficient(h, s))
-    assert a == pytest.approx(np.trace(hn @ sn) / (np.linalg.eigvalsh(hn)[-1] * np.trace(sn)), rel=1e-12)
+    lam1 = np.linalg.eigvalsh(hn)[-1]
+    assert a == pytest.approx(np.trace(hn @ sn) / (lam1 * np.trace(sn)), rel=1e-12)
     assert 0.0 < a <= 1.0 + 1e-12
     top = noise.table1_covariance("gld_1st_eigvec", trace=1.0, hessian=h)
     assert float(noise.alignment_coefficient(h, top)) == pytest.approx(1.0, rel=1e-10)
@@ -262,7 +270,8 @@ def covariance_recursion(h: np.ndarray, step_cov: np.ndarray, lr: float, steps: 
 
 
 @HYP
-@given(d=st.integers(1, 5), lr=st.floats(1e-3, 0.7), steps=st.integers(0, 60), seed=st.integers(0, 10**6))
+@given(d=st.integers(1, 5), lr=st.floats(1e-3, 0.7), steps=st.integers(0, 60),
+       seed=st.integers(0, 10**6))
 def test_discrete_expectation_matches_covariance_recursion(d, lr, steps, seed):
     h, s = random_spd(d, seed, low=0.0, high=2.9), random_psd(d, seed + 1)
     got = float(noise.discrete_expected_loss_increase(h, s, lr, steps))
@@ -301,10 +310,21 @@ def quad_sample_loss(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return 0.5 * (a * r * r).sum()
 
 
+QUAD = noise.FiniteSum.from_loss(quad_sample_loss)
+
+
+def test_finite_sum_from_loss_matches_closed_form():
+    x = torch.randn(3, 10, 2, generator=seeded_generator(0), dtype=F64)
+    theta = torch.randn(3, 2, generator=seeded_generator(1), dtype=F64)
+    a = torch.tensor([1.0, 4.0], dtype=F64)
+    torch.testing.assert_close(QUAD.per_sample_grads(theta, x), a * (theta[:, None, :] - x))
+    torch.testing.assert_close(QUAD.hessian(theta, x), torch.diag(a).expand(3, 2, 2))
+
+
 def test_simulate_gd_matches_closed_form():
     x = torch.randn(3, 10, 2, generator=seeded_generator(0), dtype=F64)
     theta0 = torch.zeros(3, 2, dtype=F64)
-    res = noise.simulate_gld("gd", quad_sample_loss, x, theta0, lr=0.1, steps=5, trace=0.01, seed=0,
+    res = noise.simulate_gld("gd", QUAD, x, theta0, lr=0.1, steps=5, trace=0.01, seed=0,
                              record_every=1)
     a = torch.tensor([1.0, 4.0], dtype=F64)
     xbar = x.mean(1)
@@ -313,13 +333,14 @@ def test_simulate_gd_matches_closed_form():
     assert res.path.shape == (6, 3, 2) and res.path_steps == [0, 1, 2, 3, 4, 5]
 
 
-@pytest.mark.parametrize("kind", ["gld_const", "gld_diag", "gld_leading", "gld_hessian", "gld_1st_eigvec"])
+@pytest.mark.parametrize("kind", ["gld_const", "gld_diag", "gld_leading", "gld_hessian",
+                                  "gld_1st_eigvec"])
 def test_simulate_one_step_noise_has_stated_trace(kind):
     chains = 20_000
     x = torch.randn(1, 10, 2, generator=seeded_generator(0), dtype=F64).expand(chains, 10, 2)
     theta0 = torch.zeros(chains, 2, dtype=F64)
-    res = noise.simulate_gld(kind, quad_sample_loss, x, theta0, lr=0.1, steps=1, trace=0.01, seed=1, k=1)
-    gd = noise.simulate_gld("gd", quad_sample_loss, x, theta0, lr=0.1, steps=1, trace=0.01, seed=1)
+    res = noise.simulate_gld(kind, QUAD, x, theta0, lr=0.1, steps=1, trace=0.01, seed=1, k=1)
+    gd = noise.simulate_gld("gd", QUAD, x, theta0, lr=0.1, steps=1, trace=0.01, seed=1)
     sq = ((res.final - gd.final) ** 2).sum(1)
     assert abs(float(sq.mean()) - 0.01) < 4.5 * float(sq.std()) / math.sqrt(chains)
     if kind in ("gld_hessian", "gld_1st_eigvec"):  # H = diag(1, 4): all noise on the 2nd axis
@@ -329,10 +350,12 @@ def test_simulate_one_step_noise_has_stated_trace(kind):
 def test_simulate_gld_is_seeded_and_validates():
     x = torch.randn(4, 10, 2, generator=seeded_generator(0), dtype=F64)
     theta0 = torch.zeros(4, 2, dtype=F64)
-    a = noise.simulate_gld("gld_diag", quad_sample_loss, x, theta0, lr=0.1, steps=3, trace=0.01, seed=5)
-    b = noise.simulate_gld("gld_diag", quad_sample_loss, x, theta0, lr=0.1, steps=3, trace=0.01, seed=5)
+    a = noise.simulate_gld("gld_diag", QUAD, x, theta0, lr=0.1, steps=3, trace=0.01, seed=5)
+    b = noise.simulate_gld("gld_diag", QUAD, x, theta0, lr=0.1, steps=3, trace=0.01, seed=5)
     torch.testing.assert_close(a.final, b.final, rtol=0, atol=0)
     with pytest.raises(ValueError, match="same C"):
-        noise.simulate_gld("gd", quad_sample_loss, x[:3], theta0, lr=0.1, steps=3, trace=0.01, seed=0)
+        noise.simulate_gld("gd", QUAD, x[:3], theta0, lr=0.1, steps=3, trace=0.01, seed=0)
+    with pytest.raises(TypeError, match="FiniteSum"):
+        noise.simulate_gld("gd", quad_sample_loss, x, theta0, lr=0.1, steps=3, trace=0.01, seed=0)
     with pytest.raises(ValueError, match="unknown noise kind"):
-        noise.simulate_gld("adam", quad_sample_loss, x, theta0, lr=0.1, steps=3, trace=0.01, seed=0)
+        noise.simulate_gld("adam", QUAD, x, theta0, lr=0.1, steps=3, trace=0.01, seed=0)

@@ -9,8 +9,8 @@ import torch
 from torch.func import grad, hessian, vmap
 
 from hessbench import noise
-from hessbench.landscapes import (ZHU_FLAT_CENTRE, ZHU_SHARP_CENTRE, zhu_two_basin_loss,
-                                  zhu_two_basin_samples)
+from hessbench.landscapes import (ZHU_FLAT_CENTRE, ZHU_SHARP_CENTRE, zhu_two_basin_grad,
+                                  zhu_two_basin_hessian, zhu_two_basin_loss, zhu_two_basin_samples)
 from hessbench.utils import seeded_generator
 
 F64 = torch.float64
@@ -56,7 +56,8 @@ def test_hessian_and_sgd_covariance_in_the_sharp_basin_are_closed_form():
     # every sample on the sharp branch: g_i = 2 A (w - x_i - 1), so Sigma_sgd = 4 A cov(x) A exactly
     g = vmap(grad(zhu_two_basin_loss), in_dims=(None, 0))(w, xs)
     cov_x = np.cov(xs.numpy(), rowvar=False, bias=True)
-    np.testing.assert_allclose(noise.sgd_covariance(g).numpy(), 4 * A_SHARP @ cov_x @ A_SHARP, rtol=1e-10)
+    ref = 4 * A_SHARP @ cov_x @ A_SHARP
+    np.testing.assert_allclose(noise.sgd_covariance(g).numpy(), ref, rtol=1e-10)
 
 
 def test_flat_basin_hessian_is_2i():
@@ -79,3 +80,22 @@ def test_samples_have_the_stated_covariance():
     np.testing.assert_allclose(D1 @ ref @ D1, 1e-3, rtol=1e-12)
     with pytest.raises(ValueError, match="chains >= 1"):
         zhu_two_basin_samples(0, 5, generator=seeded_generator(0))
+
+
+@pytest.mark.parametrize("theta", [math.pi / 4, 0.3])
+def test_closed_form_derivatives_match_autodiff(theta):
+    gen = seeded_generator(3)
+    xs = zhu_two_basin_samples(50, 20, generator=gen)
+    # points spread over both basins and the boundary region
+    w = torch.empty(50, 2, dtype=F64).uniform_(-1.5, 1.5, generator=gen)
+
+    def loss(wi, xi):
+        return zhu_two_basin_loss(wi, xi, theta)
+
+    auto = noise.FiniteSum.from_loss(loss)
+    g = zhu_two_basin_grad(w[:, None, :], xs, theta)
+    torch.testing.assert_close(g, auto.per_sample_grads(w, xs), rtol=1e-12, atol=1e-12)
+    h = zhu_two_basin_hessian(w[:, None, :], xs, theta).mean(1)
+    torch.testing.assert_close(h, auto.hessian(w, xs), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="size 2"):
+        zhu_two_basin_grad(torch.zeros(3), torch.zeros(3))

@@ -9,3 +9,6 @@ from hessbench.experiments import sagun_outliers  # noqa: F401
 from hessbench.experiments import wei_schwab_negative  # noqa: F401
 from hessbench.experiments import wei_schwab_network  # noqa: F401
 from hessbench.experiments import wei_schwab_trace  # noqa: F401
+from hessbench.experiments import zhu_escape  # noqa: F401
+from hessbench.experiments import zhu_indicator  # noqa: F401
+from hessbench.experiments import zhu_ou  # noqa: F401
