@@ -93,6 +93,20 @@ def test_per_sample_gradients_match_autograd_loop():
         noise.per_sample_gradients(model, loss_fn, x, y[:3])
 
 
+def test_sgd_covariance_matches_core_gradient_covariance_operator():
+    import hessbench as hb
+
+    torch.manual_seed(0)  # parameter init only; not part of any result
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+    model = model.double()
+    x = torch.randn(25, 3, generator=seeded_generator(1), dtype=F64)
+    y = torch.randint(0, 3, (25,), generator=seeded_generator(2))
+    loss_fn = torch.nn.functional.cross_entropy
+    mine = noise.sgd_covariance(noise.per_sample_gradients(model, loss_fn, x, y), 5)
+    core = hb.gradient_covariance(model, loss_fn, (x, y), batch_size=5).dense()
+    torch.testing.assert_close(mine, core, rtol=1e-10, atol=1e-13)
+
+
 # --- Table 1 covariances ------------------------------------------------------------------
 
 @HYP
