@@ -116,10 +116,11 @@ def _claims_run(args: argparse.Namespace) -> int:
                                 title=f"profile {args.profile}, device {session.device}"))
     counts = session.summary
     console.print(f"{len(session.results)} claim items: {counts['pass']} pass, "
-                  f"{counts['fail']} fail, {counts['error']} error; report: {out / 'report.md'}")
+                  f"{counts['fail']} fail, {counts['error']} error, {counts['xfail']} known "
+                  f"failure; report: {out / 'report.md'}")
     if interrupted:
         return 130
-    return EXIT_OK if counts["fail"] == counts["error"] == 0 else EXIT_FAIL
+    return EXIT_OK if counts["fail"] == counts["error"] == counts["xpass"] == 0 else EXIT_FAIL
 
 
 def _claims_report(args: argparse.Namespace) -> int:

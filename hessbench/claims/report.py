@@ -159,7 +159,9 @@ def build_report(session: ClaimSession, figures: dict[str, dict[str, Any]],
             "source": {k: v for k, v in vars(claim.source).items() if v},
             "source_text": str(claim.source), "experiment": claim.experiment,
             "file": str(claim.path), "seeds": list(setup.seeds), "gpu": setup.gpu,
-            "status": "error" if "error" in statuses else "fail" if "fail" in statuses else "pass",
+            "status": next((s for s in ("error", "fail", "xpass", "xfail") if s in statuses),
+                           "pass"),
+            "known_failure": setup.known_failure,
             "seconds": sum(r.seconds for r in mine), "items": [r.item_id for r in mine],
             "expectations": [{"name": e.name, "relation": e.relation, "reason": e.reason,
                               "over_seeds": e.over_seeds_label, "fields": e.fields}
@@ -221,7 +223,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- python {env['python']}, torch {env['torch']}, numpy {env['numpy']}, "
         f"scipy {env['scipy']}, hessbench {env['hessbench']}, {env['platform']}",
         f"- git commit: `{env['git_commit']}`" + (" (dirty)" if env["git_dirty"] else ""),
-        f"- **{s['items']} items: {s['pass']} pass, {s['fail']} fail, {s['error']} error** "
+        f"- **{s['items']} items: {s['pass']} pass, {s['fail']} fail, {s['error']} error, "
+        f"{s.get('xfail', 0)} known failure** "
         f"in {s['seconds']:.1f} s", "",
         "| claim | grid point | verdict | seconds | device |",
         "| --- | --- | --- | ---: | --- |",
@@ -234,6 +237,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                   f"> {c['statement']}", "", f"Source: {c['source_text']}.  ",
                   f"Experiment `{c['experiment']}`, profile `{report['profile']}`, "
                   f"seeds {c['seeds']}, {c['seconds']:.1f} s on `{report['device']}`.", ""]
+        if c.get("known_failure"):
+            lines += [f"**Known failure at this profile** (declared in the claim file): "
+                      f"{c['known_failure']}", ""]
         fig = c["figure"]
         if fig.get("path"):
             lines += [f"![{c['id']}]({fig['path']})", ""]

@@ -42,7 +42,7 @@ class ItemResult:
     device: str
     records: list[SeedRecord] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
-    status: str = "pending"  # "pass" | "fail" | "error"
+    status: str = "pending"  # "pass" | "fail" | "error" | "xfail" | "xpass"
     error: str | None = None
     seconds: float = 0.0
     exception: BaseException | None = field(default=None, repr=False, compare=False)
@@ -55,6 +55,7 @@ class ItemResult:
         return {"claim": self.claim.id, "point": self.point.id, "grid_values": self.point.values,
                 "params": self.point.params, "seeds": list(self.setup.seeds),
                 "device": self.device, "profile": self.setup.profile, "status": self.status,
+                "known_failure": self.setup.known_failure,
                 "seconds": self.seconds, "error": self.error,
                 "records": [{"seed": r.seed, "seconds": r.seconds, "metrics": r.metrics,
                              "figure_data": r.figure_data} for r in self.records],
@@ -133,7 +134,11 @@ def run_item(claim: Claim, setup: Setup, point: GridPoint, device: Any,
         metrics = [r.metrics for r in result.records]
         result.verdicts = [evaluate(e, setup.seeds, metrics, point.params)
                            for e in claim.expectations]
-        result.status = "pass" if all(v.passed for v in result.verdicts) else "fail"
+        passed = all(v.passed for v in result.verdicts)
+        if setup.known_failure is None:
+            result.status = "pass" if passed else "fail"
+        else:  # a declared non-replication: still evaluated, still reported
+            result.status = "xpass" if passed else "xfail"
     except Exception as exc:  # an experiment or declaration bug: an error, not a failure
         result.status, result.exception = "error", exc
         result.error = "".join(traceback.format_exception(exc))
@@ -185,7 +190,7 @@ class ClaimSession:
 
     @property
     def summary(self) -> dict[str, int]:
-        counts = {"pass": 0, "fail": 0, "error": 0}
+        counts = {"pass": 0, "fail": 0, "error": 0, "xfail": 0, "xpass": 0}
         for r in self.results:
             counts[r.status] = counts.get(r.status, 0) + 1
         return counts

@@ -23,7 +23,7 @@ PROFILES = ("smoke", "paper")
 TOP_KEYS = {"id", "title", "statement", "experiment", "source", "params", "grid", "seeds",
             "profiles", "expectations"}
 SOURCE_KEYS = {"paper", "section", "figure", "table", "url"}
-PROFILE_KEYS = {"params", "grid", "seeds", "gpu"}
+PROFILE_KEYS = {"params", "grid", "seeds", "gpu", "known_failure"}
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CLAIM_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 Scalar = (str, int, float, bool)
@@ -63,6 +63,7 @@ class Setup:
     grid: dict[str, tuple[Any, ...]]
     seeds: tuple[int, ...]
     gpu: bool
+    known_failure: str | None = None
 
     def points(self) -> list[GridPoint]:
         """Cartesian product of the grid in declaration order (one point when no grid)."""
@@ -106,7 +107,8 @@ class Claim:
         over = self.profiles.get(profile, {})
         return Setup(profile=profile, params={**self.params, **over.get("params", {})},
                      grid=over.get("grid", self.grid), seeds=over.get("seeds", self.seeds),
-                     gpu=over.get("gpu", profile == "paper"))
+                     gpu=over.get("gpu", profile == "paper"),
+                     known_failure=over.get("known_failure"))
 
 
 def load_claim(path: Path | str) -> Claim:
@@ -258,5 +260,11 @@ def _profiles(raw: Any, err: Any) -> dict[str, dict[str, Any]]:
             if not isinstance(table["gpu"], bool):
                 raise err(f"{where}.gpu", f"must be true or false, got {table['gpu']!r}")
             prof["gpu"] = table["gpu"]
+        if "known_failure" in table:
+            note = table["known_failure"]
+            if not isinstance(note, str) or not note.strip():
+                raise err(f"{where}.known_failure", "must be a non-empty string saying what "
+                          "misses and by how much")
+            prof["known_failure"] = note.strip()
         out[name] = prof
     return out

@@ -16,8 +16,10 @@ from rich.text import Text
 
 __all__ = ["summary_table", "expectation_table", "to_text", "VERDICT_LABEL"]
 
-VERDICT_LABEL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "pending": "NOT RUN"}
-STYLE = {"pass": "green", "fail": "bold red", "error": "bold magenta", "pending": "yellow"}
+VERDICT_LABEL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "pending": "NOT RUN",
+                 "xfail": "FAIL (known)", "xpass": "PASS (marked known failure)"}
+STYLE = {"pass": "green", "fail": "bold red", "error": "bold magenta", "pending": "yellow",
+         "xfail": "red", "xpass": "bold red"}
 
 
 def _last_line(text: str | None) -> str:

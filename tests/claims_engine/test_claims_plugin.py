@@ -61,7 +61,7 @@ def test_passing_run_prints_table_and_writes_report(pytester: pytest.Pytester, c
         "*claim*grid point*measured*expected*verdict*seconds*device*",
         "*demo*slope=1.0*slope recovered: *1 ± 0.05 (all 2 seeds)*PASS*cpu*",
         "*demo*slope=2.0*slope recovered: *2 ± 0.05 (all 2 seeds)*PASS*cpu*",
-        "2 claim items: 2 pass, 0 fail, 0 error",
+        "2 claim items: 2 pass, 0 fail, 0 error, 0 known failure",
         f"report: {pytester.path / 'out' / 'report.md'}",
     ])
     out = pytester.path / "out"
@@ -166,3 +166,33 @@ def test_claims_conftest_is_optional(pytester: pytest.Pytester, claims) -> None:
     (claims / "conftest.py").write_text("import pytest\n\n\n@pytest.fixture\ndef unused():\n"
                                         "    return 1\n")
     run(pytester, "claims", "--device", "cpu", "--claims-out", "out").assert_outcomes(passed=2)
+
+
+def test_known_failure_is_reported_as_xfail_and_xpass_fails(pytester: pytest.Pytester,
+                                                            claims) -> None:
+    note = "slope 1.0 is not 10 (a deliberate miss, for the test)"
+    write_claim(claims, "known", body=SLOPE_BAD,
+                sections=f'[params]\nnoise = 0.01\nslope = 1.0\n\n[profiles.smoke]\n'
+                         f'known_failure = "{note}"\n')
+    res = run(pytester, "claims", "--device", "cpu", "--claims-out", "out", "-rx")
+    res.assert_outcomes(xfailed=1)
+    assert res.ret == 0
+    res.stdout.fnmatch_lines(["*FAIL (known)*", f"*{note}*"])
+    report = json.loads((pytester.path / "out" / "report.json").read_text())
+    assert report["items"][0]["status"] == "xfail"
+    assert report["claims"][0]["known_failure"] == note
+    assert "Known failure at this profile" in (pytester.path / "out" / "report.md").read_text()
+    # the same note on a claim that holds: strict, a failure telling to remove the note
+    write_claim(claims, "known", sections=f'[params]\nnoise = 0.01\nslope = 1.0\n\n'
+                                          f'[profiles.smoke]\nknown_failure = "{note}"\n')
+    res = run(pytester, "claims", "--device", "cpu", "--claims-out", "out2")
+    res.assert_outcomes(failed=1)
+    res.stdout.fnmatch_lines(["*remove `known_failure`*"])
+
+
+def test_known_failure_must_say_what_missed(pytester: pytest.Pytester, claims) -> None:
+    write_claim(claims, "known", sections='[params]\nnoise = 0.01\nslope = 1.0\n\n'
+                                          '[profiles.smoke]\nknown_failure = ""\n')
+    res = run(pytester, "claims")
+    assert res.ret != 0
+    res.stdout.fnmatch_lines(["*profiles.smoke.known_failure*non-empty*"])

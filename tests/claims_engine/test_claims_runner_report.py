@@ -32,7 +32,7 @@ def test_passing_and_failing_items(claims_dir: Path) -> None:
     assert r.status == "fail" and r.device == "cpu" and [x.seed for x in r.records] == [0, 1]
     ok, bad = r.verdicts
     assert ok.passed and not bad.passed and "slope is 10" in bad.message
-    assert session.summary == {"pass": 0, "fail": 2, "error": 0}
+    assert session.summary == {"pass": 0, "fail": 2, "error": 0, "xfail": 0, "xpass": 0}
 
 
 def test_experiment_exception_is_an_error_not_a_failure(claims_dir: Path,
@@ -75,7 +75,7 @@ def test_report_files_schema_and_roundtrip(claims_dir: Path) -> None:
     rep = load_report(out)
     assert rep["schema_version"] == report_mod.SCHEMA_VERSION and rep["profile"] == "smoke"
     assert rep["device"] == "cpu" and rep["environment"]["torch"] == torch.__version__
-    assert rep["summary"] == {"items": 2, "pass": 0, "fail": 2, "error": 0,
+    assert rep["summary"] == {"items": 2, "pass": 0, "fail": 2, "error": 0, "xfail": 0, "xpass": 0,
                               "seconds": pytest.approx(sum(r.seconds for r in session.results))}
     [claim] = rep["claims"]
     assert claim["figure"] == {"path": "demo.png", "error": None} and claim["status"] == "fail"
