@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hessbench.bench import add_parser as add_bench
+
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -170,7 +172,7 @@ def _add_claims(subparsers: Any) -> None:
     report.set_defaults(handler=_claims_report)
 
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [_add_claims]
+SUBCOMMANDS: list[Callable[[Any], None]] = [_add_claims, add_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:
