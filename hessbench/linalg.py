@@ -25,8 +25,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from hessbench.operators import CurvatureOperator, _available_memory, as_operator, \
-    dense_memory_bytes
+from hessbench.operators import CurvatureOperator, as_operator, dense_memory_bytes, \
+    require_memory
 from hessbench.utils import seeded_generator
 
 __all__ = ["EigResult", "TraceResult", "DensityResult", "ConvergenceWarning",
@@ -419,13 +419,9 @@ def spectrum(A: CurvatureOperator | torch.Tensor | np.ndarray, *,
     """
     op = as_operator(A)
     n = op.num_params
-    need = dense_memory_bytes(n, F64, copies=3)
-    limit = _available_memory(op.device) if max_memory_bytes is None else max_memory_bytes
-    if need > limit:
-        raise MemoryError(
-            f"spectrum: the exact spectrum of an n = {n} operator needs about {need / 2**30:.2f} "
-            f"GiB (three dense float64 matrices) but {limit / 2**30:.2f} GiB is available; use "
-            f"hessbench.eigsh(op, k=...) or hessbench.spectral_density(op) instead")
+    limit = require_memory(dense_memory_bytes(n, F64, copies=3), op.device, max_memory_bytes,
+                           f"spectrum: the exact spectrum of an n = {n} operator (three dense "
+                           f"float64 matrices)")
     H = op.dense(max_memory_bytes=limit).to(F64)
     H = (H + H.T) / 2
     return torch.linalg.eigvalsh(H).cpu().numpy()

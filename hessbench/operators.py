@@ -31,7 +31,7 @@ from torch import nn
 from torch.func import functional_call, grad, jvp, vjp, vmap
 
 __all__ = ["CurvatureOperator", "hessian", "ggn", "fisher", "gradient_covariance",
-           "as_operator", "dense_memory_bytes"]
+           "as_operator", "dense_memory_bytes", "require_memory"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -52,6 +52,21 @@ def _available_memory(device: torch.device) -> int:
     import psutil
 
     return int(psutil.virtual_memory().available)
+
+
+_DENSE_ADVICE = ("use hessbench.eigsh(op, k=...) for a few eigenvalues or "
+                 "hessbench.spectral_density(op) for the whole spectrum")
+
+
+def require_memory(need: int, device: torch.device, max_memory_bytes: int | None,
+                   what: str) -> int:
+    """Raise ``MemoryError`` (with advice) when ``need`` bytes exceed the device's
+    available memory or ``max_memory_bytes``; return the limit that was applied."""
+    limit = _available_memory(device) if max_memory_bytes is None else max_memory_bytes
+    if need > limit:
+        raise MemoryError(f"{what} needs {need / 2**30:.2f} GiB but only {limit / 2**30:.2f} GiB "
+                          f"is available; {_DENSE_ADVICE}")
+    return limit
 
 
 class CurvatureOperator:
@@ -119,13 +134,8 @@ class CurvatureOperator:
         :func:`hessbench.spectral_density` then.
         """
         n = self.num_params
-        need = dense_memory_bytes(n, self.dtype, copies=1)
-        limit = _available_memory(self.device) if max_memory_bytes is None else max_memory_bytes
-        if need > limit:
-            raise MemoryError(
-                f"{self.name}: the dense {n} x {n} matrix needs {need / 2**30:.2f} GiB but only "
-                f"{limit / 2**30:.2f} GiB is available; use hessbench.eigsh(op, k=...) for a few "
-                f"eigenvalues or hessbench.spectral_density(op) for the whole spectrum")
+        require_memory(dense_memory_bytes(n, self.dtype, copies=1), self.device,
+                       max_memory_bytes, f"{self.name}: the dense {n} x {n} matrix")
         # Wider blocks amortise vmap's per-call overhead (about 4x per HVP from 32 to
         # 512 vectors on the 4270-parameter MLP); memory grows with the block.
         step = chunk_size or max(self.chunk_size or n, 256)

@@ -38,7 +38,7 @@ from torch import nn
 
 import hessbench as hb
 from hessbench.data import digits
-from hessbench.experiments.registry import Measurement, experiment
+from hessbench.experiments.registry import Measurement, experiment, with_defaults
 from hessbench.models import mlp
 from hessbench.sharpness import epsilon_sharpness
 from hessbench.symmetries import (count_eigenvalues_above, layer_alphas, layer_sizes,
@@ -68,11 +68,7 @@ _LOSS = nn.functional.cross_entropy
 
 
 def _check(params: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"dinh_rescaling: unknown params {sorted(unknown)}; "
-                         f"known: {sorted(DEFAULTS)}")
-    p = {**DEFAULTS, **params}
+    p = with_defaults("dinh_rescaling", DEFAULTS, params)
     alphas = [float(a) for a in p["alphas"]]
     if any(not a > 0 for a in alphas) or sorted(alphas) != alphas:
         raise ValueError(f"dinh_rescaling: alphas must be positive and increasing, got {alphas}")

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from hessbench.experiments.registry import Measurement, experiment
+from hessbench.experiments.registry import Measurement, experiment, with_defaults
 from hessbench.utils import seeded_generator
 
 DEFAULTS: dict[str, Any] = {"slope": 1.0, "intercept": 0.0, "noise": 0.0, "n_points": 11,
@@ -44,10 +44,7 @@ def plot_line(records: list[dict[str, Any]]) -> Any:
 @experiment("example_line", figure=plot_line, metrics=METRICS)
 def example_line(params: dict[str, Any], seed: int, device: torch.device) -> Measurement:
     """Noisy line y = slope x + intercept + noise * N(0, 1) and Bernoulli counts."""
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"example_line: unknown params {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    p = {**DEFAULTS, **params}
+    p = with_defaults("example_line", DEFAULTS, params)
     gen = seeded_generator(seed, device)
     x = torch.linspace(0.0, 1.0, int(p["n_points"]), dtype=torch.float64, device=device)
     residuals = p["noise"] * torch.randn(x.shape, generator=gen, dtype=torch.float64,

@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Measurement", "Experiment", "experiment", "get_experiment", "REGISTRY"]
+__all__ = ["Measurement", "Experiment", "experiment", "get_experiment", "with_defaults",
+           "REGISTRY"]
 
 
 @dataclass(frozen=True)
@@ -91,3 +92,12 @@ def get_experiment(name: str) -> Experiment:
     except KeyError:
         known = ", ".join(sorted(REGISTRY)) or "(none)"
         raise KeyError(f"unknown experiment {name!r}; registered experiments: {known}") from None
+
+
+def with_defaults(name: str, defaults: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` merged over an experiment's ``defaults``; an unknown key is an error
+    naming the experiment and the known keys (a typo in a claim file never goes unseen)."""
+    unknown = set(params) - set(defaults)
+    if unknown:
+        raise ValueError(f"{name}: unknown params {sorted(unknown)}; known: {sorted(defaults)}")
+    return {**defaults, **params}

@@ -23,7 +23,7 @@ from torch import nn
 
 import hessbench as hb
 from hessbench.data import gaussian_clusters
-from hessbench.experiments.registry import Measurement, experiment
+from hessbench.experiments.registry import Measurement, experiment, with_defaults
 from hessbench.models import mlp
 from hessbench.outliers import METHODS, count_all
 from hessbench.training import train
@@ -115,11 +115,7 @@ def plot_outliers(records: list[dict[str, Any]]) -> Any:
 @experiment("sagun_outliers", figure=plot_outliers, metrics=METRICS)
 def sagun_outliers(params: dict[str, Any], seed: int, device: torch.device) -> Measurement:
     """Train the 100-30-30-k net, count Hessian outliers by gap, ratio and elbow."""
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"sagun_outliers: unknown params {sorted(unknown)}; "
-                         f"known: {sorted(DEFAULTS)}")
-    p = {**DEFAULTS, **params}
+    p = with_defaults("sagun_outliers", DEFAULTS, params)
     _check(p)
     k = int(p["k"])
     data_seed, init_seed, batch_seed = _seeds(seed)

@@ -47,7 +47,7 @@ from torch import nn
 
 import hessbench as hb
 from hessbench.data import digits
-from hessbench.experiments.registry import Measurement, experiment
+from hessbench.experiments.registry import Measurement, experiment, with_defaults
 from hessbench.models import mlp
 from hessbench.training import full_loss, train
 
@@ -157,11 +157,7 @@ def exact_spectrum(model: nn.Module, loss_fn, inputs: torch.Tensor,
 
 
 def _check_params(params: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"wei_schwab_negative: unknown params {sorted(unknown)}; "
-                         f"known: {sorted(DEFAULTS)}")
-    p = {**DEFAULTS, **params}
+    p = with_defaults("wei_schwab_negative", DEFAULTS, params)
     bs, lrs = list(p["batch_sizes"]), list(p["learning_rates"])
     if len(bs) != len(lrs):
         raise ValueError(f"batch_sizes ({len(bs)}) and learning_rates ({len(lrs)}) must pair "

@@ -39,7 +39,7 @@ from torch import nn
 
 import hessbench as hb
 from hessbench.data import digits
-from hessbench.experiments.registry import Measurement, experiment
+from hessbench.experiments.registry import Measurement, experiment, with_defaults
 from hessbench.models import mlp
 from hessbench.training import full_loss, train
 
@@ -113,11 +113,7 @@ def plot_network(records: list[dict[str, Any]]) -> Any:
 def wei_schwab_trace_network(params: dict[str, Any], seed: int,
                              device: torch.device) -> Measurement:
     """Exact Hessian trace at projected minima along an SGD path and a GD control path."""
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"wei_schwab_trace_network: unknown params {sorted(unknown)}; "
-                         f"known: {sorted(DEFAULTS)}")
-    p = {**DEFAULTS, **params}
+    p = with_defaults("wei_schwab_trace_network", DEFAULTS, params)
     dt = torch.float64
     x, y = digits(int(p["n_samples"]), seed=int(p["data_seed"]), dtype=dt, device=device)
     model = mlp(x.shape[1], list(p["hidden"]), 10, seed=seed, dtype=dt, device=device)

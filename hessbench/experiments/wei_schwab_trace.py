@@ -54,7 +54,7 @@ from typing import Any
 
 import torch
 
-from hessbench.experiments.registry import Measurement, experiment
+from hessbench.experiments.registry import Measurement, experiment, with_defaults
 from hessbench.landscapes import (WEI_SCHWAB_ABS, WEI_SCHWAB_EXP, ValleyToy, valley_floor_logdet,
                                   valley_floor_trace)
 from hessbench.utils import seeded_generator
@@ -148,13 +148,6 @@ def trace_gradient(toy: ValleyToy, y: torch.Tensor) -> torch.Tensor:
     return 2.0 * grad_a.sum(dim=1)
 
 
-def _params(name: str, defaults: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(params) - set(defaults)
-    if unknown:
-        raise ValueError(f"{name}: unknown params {sorted(unknown)}; known: {sorted(defaults)}")
-    return {**defaults, **params}
-
-
 def _group_means(values: torch.Tensor, groups: int) -> list[float]:
     """Means of ``groups`` equal blocks of i.i.d. chains (i.i.d. samples for a t-bound)."""
     if values.numel() % groups:
@@ -204,7 +197,7 @@ def plot_rate(records: list[dict[str, Any]]) -> Any:
 def wei_schwab_trace_rate(params: dict[str, Any], seed: int, device: torch.device) -> Measurement:
     """Mean change of Tr H over ``measure`` steps after ``equilibrate`` steps, per eta,
     on the |.| toy with C = sigma^2 H_nd; all etas and chains in one vectorised batch."""
-    p = _params("wei_schwab_trace_rate", RATE_DEFAULTS, params)
+    p = with_defaults("wei_schwab_trace_rate", RATE_DEFAULTS, params)
     toy, chains = WEI_SCHWAB_ABS, int(p["chains"])
     etas = torch.tensor(p["eta"], dtype=DTYPE, device=device)
     if etas.ndim != 1 or len(etas) < 2 or bool((etas <= 0).any()):
@@ -284,7 +277,7 @@ def wei_schwab_noise_structure(params: dict[str, Any], seed: int,
     ``measure`` steps after ``equilibrate``; per quantity the metric is the list of
     ``groups`` means over disjoint blocks of i.i.d. chains.
     """
-    p = _params("wei_schwab_noise_structure", STRUCTURE_DEFAULTS, params)
+    p = with_defaults("wei_schwab_noise_structure", STRUCTURE_DEFAULTS, params)
     toy, chains = WEI_SCHWAB_EXP, int(p["chains"])
     eta, sigma = float(p["eta"]), float(p["sigma"])
     y0 = torch.tensor(p["y0"], dtype=DTYPE, device=device)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hessbench.experiments.registry import Measurement, experiment
+from hessbench.experiments.registry import Measurement, experiment, with_defaults
 from hessbench.landscapes import (ZHU_FLAT_CENTRE, ZHU_SHARP_CENTRE, zhu_two_basin_grad,
                                   zhu_two_basin_hessian, zhu_two_basin_loss, zhu_two_basin_samples)
 from hessbench.noise import (FiniteSum, escape_indicator, sgd_covariance, simulate_gld,
@@ -125,11 +125,7 @@ def plot_escape(records: list[dict[str, Any]]) -> Any:
 @experiment("zhu_escape_2d", figure=plot_escape, metrics=METRICS)
 def zhu_escape_2d(params: dict[str, Any], seed: int, device: torch.device) -> Measurement:
     """Success rates of escaping from the sharp minimum for the Table 1 dynamics."""
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"zhu_escape_2d: unknown params {sorted(unknown)}; "
-                         f"known: {sorted(DEFAULTS)}")
-    p = {**DEFAULTS, **params}
+    p = with_defaults("zhu_escape_2d", DEFAULTS, params)
     chains, theta = int(p["chains"]), math.pi / 4
     data = zhu_two_basin_samples(chains, int(p["n_samples"]),
                                  generator=seeded_generator(seed, device), theta=theta,

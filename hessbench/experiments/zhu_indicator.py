@@ -38,7 +38,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 import hessbench as hb
-from hessbench.experiments.registry import Measurement, experiment
+from hessbench.experiments.registry import Measurement, experiment, with_defaults
 from hessbench.noise import alignment_coefficient, escape_indicator, isotropic_indicator
 from hessbench.utils import seeded_generator
 
@@ -145,11 +145,7 @@ def plot_indicator(records: list[dict[str, Any]]) -> Any:
 @experiment("zhu_indicator_width", figure=plot_indicator, metrics=METRICS)
 def zhu_indicator_width(params: dict[str, Any], seed: int, device: torch.device) -> Measurement:
     """Tr(H Sigma_sgd) / Tr(H Sigma_iso) of trained one-hidden-layer nets of several widths."""
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"zhu_indicator_width: unknown params {sorted(unknown)}; "
-                         f"known: {sorted(DEFAULTS)}")
-    p = {**DEFAULTS, **params}
+    p = with_defaults("zhu_indicator_width", DEFAULTS, params)
     epochs, eval_epochs = int(p["epochs"]), [int(e) for e in p["eval_epochs"]]
     if not eval_epochs or eval_epochs != sorted(set(eval_epochs)) or eval_epochs[0] < 0 \
             or eval_epochs[-1] != epochs - 1:

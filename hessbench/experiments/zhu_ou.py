@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from hessbench.experiments.registry import Measurement, experiment
+from hessbench.experiments.registry import Measurement, experiment, with_defaults
 from hessbench.noise import (discrete_expected_loss_increase, escape_indicator,
                              normalise_trace, ou_expected_loss_increase, sample_gaussian)
 from hessbench.utils import seeded_generator
@@ -79,11 +79,7 @@ def plot_ou(records: list[dict[str, Any]]) -> Any:
 @experiment("zhu_ou_formula", figure=plot_ou, metrics=METRICS)
 def zhu_ou_formula(params: dict[str, Any], seed: int, device: torch.device) -> Measurement:
     """Monte Carlo of the expected loss increase against Eq. 13 on one random quadratic."""
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"zhu_ou_formula: unknown params {sorted(unknown)}; "
-                         f"known: {sorted(DEFAULTS)}")
-    p = {**DEFAULTS, **params}
+    p = with_defaults("zhu_ou_formula", DEFAULTS, params)
     dim, chains = int(p["dim"]), int(p["chains"])
     lam_min, lam_max = float(p["lambda_min"]), float(p["lambda_max"])
     if not 0 < lam_min <= lam_max:
