@@ -84,6 +84,11 @@ def _gate(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE
+    base_threads = baseline.get("meta", {}).get("threads")
+    if base_threads is not None and base_threads != meta["threads"]:
+        console.print(f"[yellow]note:[/] the baseline's ratios were measured with "
+                      f"{base_threads} thread(s), these with {meta['threads']}; pass "
+                      f"--threads {base_threads} to compare like with like")
     checks = g.compare(track, ratios, baseline) + g.target_checks(track, ratios)
     table = Table(title=f"regression gate vs {args.baseline} (baseline measured "
                   f"{baseline.get('meta', {}).get('date', '?')}); ratio margin "
@@ -101,8 +106,8 @@ def _gate(args: argparse.Namespace) -> int:
     console.print(table)
     failed = [c for c in checks if c.failed and c.kind != "target"]
     missed = [c for c in checks if c.kind == "target" and c.status == "fail"]
-    if any(c.status == "improved" for c in checks):
-        console.print("some figures improved: lock them in with "
+    if any(c.status == "improved" and c.kind == "track" for c in checks):
+        console.print("some deterministic figures improved: lock them in with "
                       f"`hessbench bench gate --update --baseline {args.baseline}`")
     if failed or (args.targets and missed):
         names = ", ".join(c.name for c in failed + (missed if args.targets else []))

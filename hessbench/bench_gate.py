@@ -8,10 +8,13 @@ Two kinds of checks, both immune to a slow or noisy machine:
   beyond its stated float tolerance: ``now > baseline * (1 + rtol) + atol`` (lower is
   better for every figure). Counts are compared exactly.
 * **ratio** figures (hessbench time / reference time, e.g. HVP / gradient, hessbench
-  top-5 / PyHessian top-5) are timed interleaved in the same process, median of
-  ``repeats``; a ratio fails when ``now > baseline * (1 + RATIO_MARGIN)``.
+  top-5 / PyHessian top-5) are timed interleaved in the same process, as the ratio of
+  the fastest of ``repeats`` samples (load only adds time; see
+  :func:`hessbench.bench_workloads.time_ratio`); a ratio fails when
+  ``now > baseline * (1 + RATIO_MARGIN)``.
 
-Peer figures (PyHessian's) are shown but never gate. Issue targets (e.g. HVP <= 3x
+Peer figures (PyHessian's) and the ratios marked ungated in :data:`RATIO` are shown but
+never gate. Issue targets (e.g. HVP <= 3x
 gradient on ResNet-18) are evaluated by :func:`target_checks`; they fail the gate only
 with ``--targets``.
 """
@@ -36,7 +39,7 @@ from hessbench.bench_pyhessian import (pyhessian_eigenvalues, pyhessian_hessian,
                                        pyhessian_hvp_fn, seeded_call)
 from hessbench.bench_workloads import get_workload, gradient_fn, hvp_fn, time_ratio
 
-__all__ = ["TrackSpec", "TRACK", "RATIO", "RATIO_MARGIN", "TRACE_SEEDS", "Check",
+__all__ = ["TrackSpec", "TRACK", "RatioSpec", "RATIO", "RATIO_MARGIN", "TRACE_SEEDS", "Check",
            "measure_track", "measure_ratios", "compare", "target_checks", "load_baseline",
            "write_baseline", "run_meta"]
 
@@ -80,14 +83,29 @@ TRACK: dict[str, TrackSpec] = {
         "PyHessian eigenvalues(top_n=5): max rel. error vs exact", "rel. error", gated=False),
 }
 
-RATIO: dict[str, str] = {
-    "mlp.hvp_over_grad": "MLP: one HVP / one gradient",
-    "mlp.block_hvp_per_vector_over_hvp": f"MLP: block HVP ({BLOCK} vectors) per vector / one HVP",
-    "mlp.hvp_over_pyhessian_hvp": "MLP: hessbench HVP / PyHessian HVP",
-    "mlp.eigsh_top5_over_pyhessian_top5": "MLP: hb.eigsh top-5 (tol 1e-6) / PyHessian top-5 wall",
-    "cnn.hvp_over_grad": "small CNN: one HVP / one gradient",
-    "resnet18.hvp_over_grad": "ResNet-18: one HVP / one gradient",
-    "resnet18.hvp_over_pyhessian_hvp": "ResNet-18: hessbench HVP / PyHessian HVP",
+@dataclass(frozen=True)
+class RatioSpec:
+    """A same-run time ratio: what it is, and whether it gates (see :data:`RATIO`)."""
+
+    description: str
+    gated: bool = True
+
+
+# The MLP's HVP (~15 ms) is bound by Python/dispatch overhead, its gradient and block
+# products (~1-2 ms of matmuls per vector) by arithmetic; contention from other processes
+# (shared cores, SMT siblings) slows only the latter, so on a loaded 2-core machine these
+# two ratios moved by ~2x between runs (2.7-15 and 0.20-0.36): shown, not gated. The
+# gated ratios compare like with like and stayed within ~15 %.
+RATIO: dict[str, RatioSpec] = {
+    "mlp.hvp_over_grad": RatioSpec("MLP: one HVP / one gradient", gated=False),
+    "mlp.block_hvp_per_vector_over_hvp": RatioSpec(
+        f"MLP: block HVP ({BLOCK} vectors) per vector / one HVP", gated=False),
+    "mlp.hvp_over_pyhessian_hvp": RatioSpec("MLP: hessbench HVP / PyHessian HVP"),
+    "mlp.eigsh_top5_over_pyhessian_top5": RatioSpec(
+        "MLP: hb.eigsh top-5 (tol 1e-6) / PyHessian top-5 wall"),
+    "cnn.hvp_over_grad": RatioSpec("small CNN: one HVP / one gradient"),
+    "resnet18.hvp_over_grad": RatioSpec("ResNet-18: one HVP / one gradient"),
+    "resnet18.hvp_over_pyhessian_hvp": RatioSpec("ResNet-18: hessbench HVP / PyHessian HVP"),
 }
 
 
@@ -123,7 +141,7 @@ def measure_ratios(device: torch.device | str = "cpu", repeats: int = 7,
     out: dict[str, float] = {}
 
     def ratio(num: Callable[[], object], den: Callable[[], object]) -> float:
-        return time_ratio(num, den, repeats=repeats, device=device)[0]
+        return time_ratio(num, den, repeats=repeats, device=device, stat="min")[0]
 
     for name in workloads:
         w = get_workload(name, device)
@@ -149,7 +167,7 @@ class Check:
     """One gate line: the figure now, its baseline, the limit it must not exceed."""
 
     name: str
-    kind: str            # "track" | "ratio" | "peer" | "target"
+    kind: str            # "track" | "ratio" | "peer" | "info" | "target"
     description: str
     now: float
     baseline: float | None
@@ -192,15 +210,19 @@ def compare(track: Mapping[str, float], ratios: Mapping[str, float],
             checks.append(Check(name, kind, spec.description, now, base, limit,
                                 _status(now, base, limit)))
     for name in sorted(set(ratios) | set(base_ratio)):
-        desc = RATIO.get(name, "")
+        spec = RATIO.get(name, RatioSpec(""))
+        kind = "ratio" if spec.gated else "info"
         now, base = ratios.get(name), base_ratio.get(name)
         if now is None:
-            checks.append(Check(name, "ratio", desc, math.nan, base, None, "missing"))
+            checks.append(Check(name, kind, spec.description, math.nan, base, None,
+                                "missing" if spec.gated else "info"))
         elif base is None:
-            checks.append(Check(name, "ratio", desc, now, None, None, "new"))
+            checks.append(Check(name, kind, spec.description, now, None, None, "new"))
+        elif not spec.gated:
+            checks.append(Check(name, kind, spec.description, now, base, None, "info"))
         else:
             limit = base * (1 + RATIO_MARGIN)
-            checks.append(Check(name, "ratio", desc, now, base, limit,
+            checks.append(Check(name, kind, spec.description, now, base, limit,
                                 _status(now, base, limit)))
     return checks
 

@@ -172,13 +172,14 @@ def _timings(w: Workload, repeats: int) -> dict[str, str]:
     dev = w.device
     op = w.hessian()
     reps = max(1, repeats // 2) if w.name in HEAVY else repeats
-    t_grad = time_call(gradient_fn(w), reps, device=dev).median
-    t_hvp = time_call(hvp_fn(op), reps, device=dev).median
+    def median(fn: Callable[[], object]) -> float:   # samples of >= 20 ms each
+        return time_call(fn, reps, device=dev, min_sample=0.02).median
+
+    t_grad, t_hvp = median(gradient_fn(w)), median(hvp_fn(op))
     block = 4 if w.name in HEAVY else BLOCK
-    t_block = time_call(hvp_fn(op, block), reps, device=dev).median / block
-    t_pyh = time_call(pyhessian_hvp_fn(pyhessian_hessian(w)), reps, device=dev).median
-    streamed = w.hessian(batch_size=w.stream_batch)
-    t_stream = time_call(hvp_fn(streamed), reps, device=dev).median
+    t_block = median(hvp_fn(op, block)) / block
+    t_pyh = median(pyhessian_hvp_fn(pyhessian_hessian(w)))
+    t_stream = median(hvp_fn(w.hessian(batch_size=w.stream_batch)))
     out = {"gradient (autograd)": _fmt_time(t_grad), "HVP, one vector": _fmt_time(t_hvp),
            "HVP / gradient": f"{t_hvp / t_grad:.2f}x",
            "HVP in a block, per vector": f"{_fmt_time(t_block)} (block {block})",

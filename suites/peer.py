@@ -1,6 +1,6 @@
 """PyHessian on the same workloads as ``core.py``, so hessbench / PyHessian ratios come
-from one run. PyHessian's ``density()`` calls ``torch.eig`` (removed from torch 2.x);
-its benchmark is skipped with the error when it crashes."""
+from one run. PyHessian's ``density()`` calls ``torch.eig`` (removed in torch 1.9), so
+its benchmark is skipped on current torch (see :class:`PyHessianDensity`)."""
 from __future__ import annotations
 
 from hessbench.bench_pyhessian import pyhessian_hessian, pyhessian_hvp_fn, seeded_call
@@ -61,7 +61,9 @@ class PyHessianSpectra:
 
 
 class PyHessianDensity:
-    """PyHessian density(iter=100, n_v=1); skipped, with its error, where it crashes."""
+    """PyHessian density(iter=100, n_v=1). It calls ``torch.eig``, removed in torch 1.9:
+    where it crashes the benchmark is skipped (n/a; a failing benchmark would make every
+    ``asv run`` exit non-zero), and ``hessbench bench compare`` prints the error."""
 
     params = [["mlp", "cnn"]]
     param_names = ["workload"]
@@ -74,9 +76,9 @@ class PyHessianDensity:
         self.h = pyhessian_hessian(get_workload(workload, bench_device()))
         try:
             seeded_call(self.h, "density", 0, iter=2, n_v=1)()
-        except Exception as exc:  # the crash is the result; asv shows the skip reason
-            raise NotImplementedError(f"PyHessian density() crashes: "
-                                      f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+        except Exception as exc:  # the crash is the finding: skip, naming it
+            raise NotImplementedError(f"PyHessian density() crashes: {type(exc).__name__}: "
+                                      f"{str(exc).splitlines()[0]}") from exc
 
     def time_density(self, workload: str) -> None:
         seeded_call(self.h, "density", 0, iter=100, n_v=1)()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from hessbench.linalg import DensityResult
 
 BASE = {"track": {"mlp.eigsh_top5_matvecs": 21.0, "mlp.eigsh_top5_rel_err": 1e-10,
                   "mlp.pyhessian_top5_hvps": 103.0},
-        "ratios": {"mlp.hvp_over_grad": 2.0}}
+        "ratios": {"resnet18.hvp_over_grad": 2.0, "mlp.hvp_over_grad": 2.0}}
 
 
 def _status(track=None, ratios=None, base=BASE) -> dict[str, str]:
@@ -62,24 +63,26 @@ def test_gate_nan_fails_and_infinite_baseline_matches_infinite_figure():
 def test_gate_ratio_margin(factor, expected):
     now = 2.0 * factor
     assert g.RATIO_MARGIN == 0.5
-    assert _status(ratios={"mlp.hvp_over_grad": now})["mlp.hvp_over_grad"] == expected
+    assert _status(ratios={"resnet18.hvp_over_grad": now})["resnet18.hvp_over_grad"] == expected
 
 
-def test_gate_peer_figures_never_fail():
-    worse = _status({"mlp.pyhessian_top5_hvps": 1000.0})
-    assert worse["mlp.pyhessian_top5_hvps"] == "info"
+def test_gate_peer_figures_and_ungated_ratios_never_fail():
+    worse = _status({"mlp.pyhessian_top5_hvps": 1000.0}, {"mlp.hvp_over_grad": 100.0})
+    assert worse["mlp.pyhessian_top5_hvps"] == worse["mlp.hvp_over_grad"] == "info"
+    assert not g.RATIO["mlp.hvp_over_grad"].gated and g.RATIO["resnet18.hvp_over_grad"].gated
 
 
 def test_gate_missing_figure_fails_new_figure_passes():
-    checks = g.compare({"mlp.eigsh_top1_matvecs": 13.0}, {"resnet18.hvp_over_grad": 3.0}, BASE)
+    checks = g.compare({"mlp.eigsh_top1_matvecs": 13.0}, {"cnn.hvp_over_grad": 3.0}, BASE)
     status = {c.name: c.status for c in checks}
     assert status["mlp.eigsh_top5_matvecs"] == "missing"
-    assert status["mlp.hvp_over_grad"] == "missing"
+    assert status["resnet18.hvp_over_grad"] == "missing"
+    assert status["mlp.hvp_over_grad"] == "info"           # ungated: missing is no failure
     assert status["mlp.eigsh_top1_matvecs"] == "new"
-    assert status["resnet18.hvp_over_grad"] == "new"
+    assert status["cnn.hvp_over_grad"] == "new"
     assert [c.name for c in checks if c.failed] == ["mlp.eigsh_top5_matvecs",
                                                     "mlp.eigsh_top5_rel_err",
-                                                    "mlp.hvp_over_grad"]
+                                                    "resnet18.hvp_over_grad"]
 
 
 def test_targets():
@@ -125,7 +128,7 @@ def test_cli_gate_update_then_pass_then_fail(tmp_path, fake_measurements, capsys
     assert main(["bench", "gate", "--baseline", str(path)]) == 2      # no baseline yet
     assert main(["bench", "gate", "--baseline", str(path), "--update"]) == 0
     assert main(["bench", "gate", "--baseline", str(path)]) == 0
-    fake_measurements["ratios"]["mlp.hvp_over_grad"] = 3.5             # 1.75x the baseline
+    fake_measurements["ratios"]["resnet18.hvp_over_grad"] = 3.5        # 1.75x the baseline
     assert main(["bench", "gate", "--baseline", str(path)]) == 1
     assert "GATE FAILED" in capsys.readouterr().out
 
@@ -139,10 +142,12 @@ def _tiny_pyhessian(loader: bool):
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(12, 3, generator=gen), torch.randint(0, 2, (12,), generator=gen)
     model = nn.Linear(3, 2)
-    if loader:
-        return hessian(model, nn.CrossEntropyLoss(), dataloader=[(x[:5], y[:5]), (x[5:], y[5:])],
-                       cuda=False)
-    return hessian(model, nn.CrossEntropyLoss(), data=(x, y), cuda=False)
+    with warnings.catch_warnings():   # PyHessian's backward(create_graph=True)
+        warnings.simplefilter("ignore", UserWarning)
+        if loader:
+            return hessian(model, nn.CrossEntropyLoss(),
+                           dataloader=[(x[:5], y[:5]), (x[5:], y[5:])], cuda=False)
+        return hessian(model, nn.CrossEntropyLoss(), data=(x, y), cuda=False)
 
 
 @pytest.mark.parametrize("loader", [False, True])
@@ -252,3 +257,16 @@ def test_time_ratio_validates_and_is_positive():
     assert ratio > 0 and len(a.samples) == len(b.samples) == 3
     with pytest.raises(ValueError, match="repeats"):
         time_ratio(lambda: None, lambda: None, repeats=0)
+
+
+def test_asv_track_suite_mirrors_the_gate_figures(monkeypatch):
+    import importlib
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    track = importlib.import_module("suites.track")
+    figures = {n for n in dir(track.Figures) if n.startswith("track_")}
+    ratios = {n for n in dir(track.Ratios) if n.startswith("track_")}
+    assert figures == {"track_" + k.split(".", 1)[1] for k in g.TRACK}
+    assert ratios == {"track_" + k.replace(".", "_") for k in g.RATIO}
+    assert track.Figures().track_eigsh_top5_matvecs({"mlp.eigsh_top5_matvecs": 21}) == 21
