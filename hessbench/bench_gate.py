@@ -185,6 +185,21 @@ def _status(now: float, baseline: float, limit: float) -> str:
     return "improved" if now < baseline else "pass"
 
 
+def _check(name: str, kind: str, description: str, gated: bool, now: float | None,
+           base: float | None, rtol: float, atol: float) -> Check:
+    """One figure against its baseline: missing, new, info (ungated), or judged against
+    the limit base * (1 + rtol) + atol."""
+    if now is None:
+        return Check(name, kind, description, math.nan, base, None,
+                     "missing" if gated else "info")
+    if base is None:
+        return Check(name, kind, description, now, None, None, "new")
+    if not gated:
+        return Check(name, kind, description, now, base, None, "info")
+    limit = base * (1 + rtol) + atol
+    return Check(name, kind, description, now, base, limit, _status(now, base, limit))
+
+
 def compare(track: Mapping[str, float], ratios: Mapping[str, float],
             baseline: Mapping) -> list[Check]:
     """Checks of measured figures against ``baseline`` ({"track": {...}, "ratios": {...}}).
@@ -192,38 +207,18 @@ def compare(track: Mapping[str, float], ratios: Mapping[str, float],
     A figure in the baseline but not measured is "missing" (fails); one measured but
     not in the baseline is "new" (passes; add it with ``--update``).
     """
-    checks: list[Check] = []
     base_track, base_ratio = baseline.get("track", {}), baseline.get("ratios", {})
+    checks = []
     for name in sorted(set(track) | set(base_track)):
         spec = TRACK.get(name, TrackSpec(name, ""))
-        kind = "track" if spec.gated else "peer"
-        now, base = track.get(name), base_track.get(name)
-        if now is None:
-            checks.append(Check(name, kind, spec.description, math.nan, base, None,
-                                "missing" if spec.gated else "info"))
-        elif base is None:
-            checks.append(Check(name, kind, spec.description, now, None, None, "new"))
-        elif not spec.gated:
-            checks.append(Check(name, kind, spec.description, now, base, None, "info"))
-        else:
-            limit = base * (1 + spec.rtol) + spec.atol
-            checks.append(Check(name, kind, spec.description, now, base, limit,
-                                _status(now, base, limit)))
+        checks.append(_check(name, "track" if spec.gated else "peer", spec.description,
+                             spec.gated, track.get(name), base_track.get(name),
+                             spec.rtol, spec.atol))
     for name in sorted(set(ratios) | set(base_ratio)):
         spec = RATIO.get(name, RatioSpec(""))
-        kind = "ratio" if spec.gated else "info"
-        now, base = ratios.get(name), base_ratio.get(name)
-        if now is None:
-            checks.append(Check(name, kind, spec.description, math.nan, base, None,
-                                "missing" if spec.gated else "info"))
-        elif base is None:
-            checks.append(Check(name, kind, spec.description, now, None, None, "new"))
-        elif not spec.gated:
-            checks.append(Check(name, kind, spec.description, now, base, None, "info"))
-        else:
-            limit = base * (1 + RATIO_MARGIN)
-            checks.append(Check(name, kind, spec.description, now, base, limit,
-                                _status(now, base, limit)))
+        checks.append(_check(name, "ratio" if spec.gated else "info", spec.description,
+                             spec.gated, ratios.get(name), base_ratio.get(name),
+                             RATIO_MARGIN, 0.0))
     return checks
 
 
