@@ -204,6 +204,15 @@ def test_replace_section_rejects_bad_markers(text, match):
         replace_section(text, "x")
 
 
+def test_crash_note_keeps_the_exception_and_its_first_sentence():
+    from hessbench.bench_report import _crash
+
+    error = ("RuntimeError: This function was deprecated since version 1.9 and is now removed. "
+             "`torch.linalg.eig` returns complex tensors.\nL, _ = torch.eig(A) ...")
+    assert _crash(error) == ("crashes: RuntimeError: This function was deprecated since "
+                             "version 1.9 and is now removed.")
+
+
 def test_compare_markdown_escapes_pipes_and_dashes_missing_cells():
     md = compare_markdown([CompareRow("m", top1_err=1e-3, matvecs=7, seconds=0.5, note="a|b")])
     header, rule, row = md.splitlines()
