@@ -40,6 +40,62 @@ def test_hessian_matches_autograd_reference(make):
     assert rel_err(op.dense(), reference_hessian(model, loss_fn, x, y)) <= TOL64
 
 
+@pytest.mark.parametrize("hvp, keep_graph", [("forward", None), ("reverse", False),
+                                             ("reverse", True)])
+@pytest.mark.parametrize("make", [lambda: _mlp_problem("tanh"), _cnn_problem],
+                         ids=["mlp-tanh", "cnn"])
+def test_every_hvp_path_matches_reference(make, hvp, keep_graph):
+    model, loss_fn, x, y = make()
+    op = hb.hessian(model, loss_fn, (x, y), hvp=hvp, keep_graph=keep_graph, chunk_size=4)
+    H = reference_hessian(model, loss_fn, x, y)
+    V = torch.randn(op.num_params, 6, dtype=F64, generator=torch.Generator().manual_seed(2))
+    for _ in range(2):   # a kept graph is reused by the second round
+        single, block = op.matvec(V[:, 0]), op.matmat(V)
+        assert rel_err(single, H @ V[:, 0]) <= TOL64
+        assert rel_err(block, H @ V) <= TOL64
+        assert not single.requires_grad and not block.requires_grad
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_kept_graph_is_a_snapshot_in_the_model_mode_of_construction():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 2)).double()
+    x, y = torch.randn(10, 3, dtype=F64), torch.randint(0, 2, (10,))
+    model.train()
+    op = hb.hessian(model, nn.CrossEntropyLoss(), (x, y), mode="eval")
+    model.eval()
+    H = reference_hessian(model, nn.CrossEntropyLoss(), x, y)
+    model.train()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)      # training after construction does not change the operator
+    v = torch.ones(op.num_params, dtype=F64)
+    assert rel_err(op.matvec(v), H @ v) <= TOL64
+    assert model.training
+
+
+def test_keep_graph_refused_where_it_cannot_apply():
+    model, loss_fn, x, y = _mlp_problem()
+    with pytest.raises(ValueError, match="one in-memory batch"):
+        hb.hessian(model, loss_fn, batches(x, y, 10), keep_graph=True)
+    with pytest.raises(ValueError, match="hvp='reverse'"):
+        hb.hessian(model, loss_fn, (x, y), hvp="forward", keep_graph=True)
+    with pytest.raises(ValueError, match="'reverse' or 'forward'"):
+        hb.hessian(model, loss_fn, (x, y), hvp="auto")
+
+
+def test_forward_mode_failure_names_the_fix():
+    model = nn.Linear(3, 2).double()
+    x, y = torch.randn(8, 3, dtype=F64), torch.randn(8, 2, dtype=F64)
+    op = hb.hessian(model, nn.MSELoss(), (x, y), hvp="forward")
+    try:
+        op.matvec(torch.ones(op.num_params, dtype=F64))
+    except RuntimeError as err:   # torch 2.x: MSELoss has no usable forward-mode derivative
+        assert "hvp='reverse'" in str(err)
+    else:                         # a torch that supports it must then give the right answer
+        H = reference_hessian(model, nn.MSELoss(), x, y)
+        assert rel_err(op.dense(), H) <= TOL64
+
+
 def test_matvec_matmat_matmul_agree_and_are_counted():
     model, loss_fn, x, y = _mlp_problem()
     op = hb.hessian(model, loss_fn, (x, y), chunk_size=3)
