@@ -48,11 +48,15 @@ def gaussian_clusters(num_classes: int, samples_per_class: int, dim: int = 100, 
 
 
 def digits(num_samples: int | None = None, *, seed: int = 0, standardize: bool = True,
-           dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> Tensors:
+           fit_on: int | None = None, dtype: torch.dtype = torch.float32,
+           device: torch.device | str = "cpu") -> Tensors:
     """scikit-learn's 8x8 digits (10 classes, 64 features), a seeded subset.
 
     ``standardize`` scales pixel values from [0, 16] to zero mean and unit variance
-    per feature (constant features left at zero). ``num_samples=None`` keeps all 1797.
+    per feature (constant features left at zero), with the mean and standard deviation
+    of the first ``fit_on`` samples of the subset (default: all of it). Split the result
+    as ``x[:fit_on]`` (train) / ``x[fit_on:]`` (test) so test samples do not leak into
+    the statistics. ``num_samples=None`` keeps all 1797.
     """
     from sklearn.datasets import load_digits
 
@@ -62,10 +66,15 @@ def digits(num_samples: int | None = None, *, seed: int = 0, standardize: bool =
             raise ValueError(f"num_samples must be in [1, {len(y_np)}], got {num_samples}")
         idx = np.random.default_rng(seed).permutation(len(y_np))[:num_samples]
         x_np, y_np = x_np[idx], y_np[idx]
+    fit_on = len(y_np) if fit_on is None else fit_on
+    if not 2 <= fit_on <= len(y_np):
+        raise ValueError(f"fit_on must be in [2, {len(y_np)}] (samples whose statistics "
+                         f"standardise the set), got {fit_on}")
     x = torch.as_tensor(x_np, dtype=torch.float64)
     if standardize:
-        std = x.std(dim=0)
-        x = (x - x.mean(dim=0)) / torch.where(std > 0, std, torch.ones_like(std))
+        ref = x[:fit_on]
+        std = ref.std(dim=0)
+        x = (x - ref.mean(dim=0)) / torch.where(std > 0, std, torch.ones_like(std))
     return x.to(dtype=dtype, device=device), torch.as_tensor(y_np, dtype=torch.long, device=device)
 
 

@@ -36,6 +36,19 @@ def test_digits_subset_is_seeded_and_standardised():
         digits(0)
 
 
+def test_digits_statistics_come_from_the_fit_on_samples_only():
+    x, _ = digits(300, seed=1, fit_on=200)
+    train, test = x[:200].double(), x[200:].double()
+    assert float(train.mean(0).abs().max()) < 1e-6
+    nonconstant = train.std(0) > 0
+    assert torch.allclose(train.std(0)[nonconstant], torch.ones(int(nonconstant.sum()),
+                                                                 dtype=torch.float64), atol=1e-6)
+    assert float(test.mean(0).abs().max()) > 1e-3   # the test part is not re-centred
+    assert torch.equal(x[:200], digits(300, seed=1, fit_on=200)[0][:200])
+    with pytest.raises(ValueError, match="fit_on"):
+        digits(300, fit_on=301)
+
+
 def test_torchvision_dataset_never_downloads(tmp_path):
     with pytest.raises(FileNotFoundError, match="never downloads"):
         torchvision_dataset("mnist", tmp_path)

@@ -123,7 +123,8 @@ def _compare(model: nn.Module, alphas: list[float], base: dict[str, Any], h0: to
 
 
 def _train(p: dict[str, Any], seed: int, device: torch.device) -> tuple[nn.Module, dict]:
-    x, y = digits(p["n_train"] + p["n_test"], seed=seed, dtype=torch.float64, device=device)
+    x, y = digits(p["n_train"] + p["n_test"], seed=seed, fit_on=p["n_train"],
+                  dtype=torch.float64, device=device)
     data = {"x_train": x[:p["n_train"]], "y_train": y[:p["n_train"]],
             "x_test": x[p["n_train"]:], "y_test": y[p["n_train"]:]}
     model = mlp(x.shape[1], [int(p["width"])] * int(p["depth"]), 10, seed=seed,
