@@ -20,15 +20,10 @@ from typing import Any
 
 import torch
 
+from hessbench.cli_common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, command_group, make_console
+
 __all__ = ["add_parser"]
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _setup(args: argparse.Namespace) -> None:
@@ -46,7 +41,7 @@ def _compare(args: argparse.Namespace) -> int:
                                         compare_rows)
 
     _setup(args)
-    console = _console()
+    console = make_console()
     rows = compare_rows(args.workload, args.device)
     if args.markdown:
         print(compare_markdown(rows))
@@ -68,7 +63,7 @@ def _gate(args: argparse.Namespace) -> int:
     from hessbench import bench_gate as g
 
     _setup(args)
-    console = _console()
+    console = make_console()
     meta = g.run_meta(args.threads)
     console.print(f"measuring on {args.device}: torch {meta['torch']}, {meta['threads']} "
                   f"threads, 1-min load {meta['loadavg_1min']}")
@@ -153,14 +148,8 @@ def _table(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> None:
     """Register ``hessbench bench`` and its subcommands (see :mod:`hessbench.cli`)."""
-    bench = subparsers.add_parser("bench", help="benchmark tooling: compare, gate, table")
-    sub = bench.add_subparsers(dest="bench_command", metavar="{compare,gate,table}")
-
-    def bench_help(_args: argparse.Namespace) -> int:
-        bench.print_help()
-        return EXIT_USAGE
-
-    bench.set_defaults(handler=bench_help)
+    sub = command_group(subparsers, "bench", "benchmark tooling: compare, gate, table",
+                        "{compare,gate,table}")
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--threads", type=int, default=None, metavar="N",

@@ -18,17 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from hessbench.bench import add_parser as add_bench
+from hessbench.cli_common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, command_group, make_console
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    # wide when piped (CI logs): a folded 80-column table is unreadable
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _load_all(claims_dir: Path, console: Any) -> list[Any] | None:
@@ -56,7 +49,7 @@ def _claims_list(args: argparse.Namespace) -> int:
 
     from hessbench.claims.spec import PROFILES
 
-    console = _console()
+    console = make_console()
     claims = _load_all(args.claims_dir, console)
     if claims is None:
         return EXIT_USAGE
@@ -80,7 +73,7 @@ def _claims_run(args: argparse.Namespace) -> int:
     from hessbench.claims.runner import ClaimSession
     from hessbench.claims.table import VERDICT_LABEL, summary_table
 
-    console = _console()
+    console = make_console()
     claims = _load_all(args.claims_dir, console)
     if claims is None:
         return EXIT_USAGE
@@ -129,7 +122,7 @@ def _claims_report(args: argparse.Namespace) -> int:
     from hessbench.claims.report import atomic_write_text, load_report, render_markdown
     from hessbench.claims.table import summary_table
 
-    console = _console()
+    console = make_console()
     try:
         report = load_report(args.dir)
     except (OSError, ValueError) as exc:
@@ -143,14 +136,8 @@ def _claims_report(args: argparse.Namespace) -> int:
 
 
 def _add_claims(subparsers: Any) -> None:
-    claims = subparsers.add_parser("claims", help="list, run and report paper claims")
-    sub = claims.add_subparsers(dest="claims_command", metavar="{list,run,report}")
-
-    def claims_help(_args: argparse.Namespace) -> int:
-        claims.print_help()
-        return EXIT_USAGE
-
-    claims.set_defaults(handler=claims_help)
+    sub = command_group(subparsers, "claims", "list, run and report paper claims",
+                        "{list,run,report}")
 
     def with_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--claims-dir", type=Path, default=Path("claims"), metavar="DIR",
