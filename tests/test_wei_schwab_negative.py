@@ -5,6 +5,8 @@ planted spectrum) and a dense float64 Hessian from torch.func.hessian.
 """
 from __future__ import annotations
 
+import copy
+import itertools
 import math
 from pathlib import Path
 
@@ -22,7 +24,8 @@ from hessbench.models import mlp
 CLAIM = Path(__file__).resolve().parents[1] / "claims" / "wei-schwab-negative-eigenvalues.toml"
 
 TINY = {"num_samples": 40, "hidden": 4, "gd_steps": 60, "batch_sizes": [4, 8, 20],
-        "learning_rates": [0.1, 0.1, 0.05], "equilibration_time": 1.0, "num_evals": 6}
+        "learning_rates": [0.1, 0.1, 0.05], "equilibration_time": 1.0, "num_evals": 8,
+        "snapshots": 2}
 
 
 # --- the floor of the label-smoothed cross-entropy -------------------------------------
@@ -82,6 +85,74 @@ def test_window_rejects_empty_and_too_short():
         wsn.window_drift([1.0, 2.0, 3.0], 0.2)
 
 
+def test_batch_means_se_on_known_sequence():
+    values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    # block means 1.5, 3.5, 5.5: std 2, SE 2 / sqrt(3)
+    assert wsn.batch_means_se(values, 3) == pytest.approx(2 / math.sqrt(3))
+    assert wsn.batch_means_se([5.0] * 7) == 0.0
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(st.lists(st.floats(-1e3, 1e3), min_size=2, max_size=12))
+def test_batch_means_se_with_one_value_per_block_is_the_plain_se(values):
+    plain = np.std(values, ddof=1) / math.sqrt(len(values))
+    got = wsn.batch_means_se(values, n_batches=len(values) + 3)
+    assert got == pytest.approx(plain, rel=1e-9, abs=1e-9)
+
+
+def test_window_drift_se_combines_the_halves():
+    values = [9.0, 9.0, 1.0, 3.0, 2.0, 6.0]  # window (4 / 6): halves [1, 3] and [2, 6]
+    expected = math.hypot(1.0, 2.0)           # plain SEs: std/sqrt(2) = 1 and 2
+    assert wsn.window_drift_se(values, 4 / 6) == pytest.approx(expected)
+
+
+def test_batch_means_and_drift_se_reject_short_input():
+    with pytest.raises(ValueError, match=">= 2 values"):
+        wsn.batch_means_se([1.0])
+    with pytest.raises(ValueError, match=">= 4"):
+        wsn.window_drift_se([1.0, 2.0, 3.0, 4.0], 0.75)
+
+
+@pytest.mark.parametrize("time, lr, num_evals, every, n", [
+    (200.0, 0.1, 100, 20, 100), (200.0, 0.03, 100, 66, 102), (1.0, 0.05, 8, 2, 10),
+    (0.3, 0.1, 100, 1, 3)])
+def test_eval_schedule_on_known_cases(time, lr, num_evals, every, n):
+    assert wsn.eval_schedule(time, lr, num_evals) == (every, n)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(time=st.floats(0.01, 500.0), lr=st.floats(1e-3, 1.0), num_evals=st.integers(1, 300))
+def test_eval_schedule_covers_the_time_within_one_interval(time, lr, num_evals):
+    every, n = wsn.eval_schedule(time, lr, num_evals)
+    steps = wsn.equilibration_steps(time, lr)
+    assert every >= 1 and n * every >= steps > (n - 1) * every
+    assert n >= min(num_evals, steps)
+
+
+@pytest.mark.parametrize("n, fraction, k, expected", [
+    (100, 0.5, 4, [62, 75, 87, 100]), (10, 0.5, 5, [6, 7, 8, 9, 10]), (9, 1.0, 3, [3, 6, 9]),
+    (10, 0.5, 1, [10])])
+def test_snapshot_indices_on_known_cases(n, fraction, k, expected):
+    assert wsn.snapshot_indices(n, fraction, k) == expected
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(n=st.integers(1, 400), fraction=st.floats(0.01, 1.0), data=st.data())
+def test_snapshot_indices_lie_in_the_window_and_end_at_the_end(n, fraction, data):
+    w = math.ceil(fraction * n)
+    k = data.draw(st.integers(1, w))
+    idx = wsn.snapshot_indices(n, fraction, k)
+    assert len(idx) == k and idx[-1] == n
+    assert all(a < b for a, b in itertools.pairwise(idx))
+    assert idx[0] > n - w
+
+
+@pytest.mark.parametrize("k", [0, 6])
+def test_snapshot_indices_reject_too_many_or_none(k):
+    with pytest.raises(ValueError, match="snapshots"):
+        wsn.snapshot_indices(10, 0.5, k)
+
+
 @pytest.mark.parametrize("time, lr, steps", [(50.0, 0.1, 500), (100.0, 0.03, 3334),
                                               (0.7, 0.1, 7), (1.0, 3.0, 1)])
 def test_equilibration_steps_cover_the_time(time, lr, steps):
@@ -137,6 +208,49 @@ def test_exact_spectrum_matches_dense_autograd_hessian():
     np.testing.assert_allclose(got, reference, atol=1e-10 * np.abs(reference).max())
 
 
+# --- the GD floor and the segmented SGD run ------------------------------------------------
+
+def _tiny_problem(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(30, 64, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 10, (30,), generator=gen)
+    return mlp(64, [3], 10, seed=seed, dtype=torch.float64), nn.CrossEntropyLoss(label_smoothing=0.1), x, y
+
+
+def test_gd_floor_is_the_gd_trajectory_from_the_start_loss():
+    model, loss_fn, x, y = _tiny_problem()
+    before = [q.clone() for q in model.parameters()]
+    floor = wsn._gd_floor(model, loss_fn, x, y, lr=0.5, time=3.0)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # left unchanged
+    ref = wsn.train(copy.deepcopy(model), loss_fn, x, y, lr=0.5, steps=6, eval_every=1).losses
+    assert floor(0.0) == 0.0
+    np.testing.assert_allclose(floor(0.5 * np.arange(7)), np.asarray(ref) - ref[0], rtol=0, atol=1e-15)
+    assert floor(0.25) == pytest.approx((ref[1] - ref[0]) / 2)  # linear between GD steps
+
+
+def test_sgd_pair_in_one_segment_is_one_sgd_run():
+    model, loss_fn, x, y = _tiny_problem(1)
+    [(losses, end)] = list(wsn._sgd_pair(model, loss_fn, x, y, batch_size=4, lr=0.1, eval_every=3,
+                                         snapshot_at=[5], seed=7, pair=2))
+    ref_model = copy.deepcopy(model)
+    ref = wsn.train(ref_model, loss_fn, x, y, lr=0.1, steps=15, batch_size=4, eval_every=3,
+                    seed=wsn._pair_seed(7, 2))
+    assert losses == ref.losses[1:]
+    assert all(torch.equal(a, b) for a, b in zip(end.parameters(), ref_model.parameters()))
+
+
+def test_sgd_pair_segments_end_at_the_snapshots():
+    model, loss_fn, x, y = _tiny_problem(2)
+    counts, losses_at_end = [], []
+    for losses, at in wsn._sgd_pair(model, loss_fn, x, y, batch_size=5, lr=0.1, eval_every=2,
+                                    snapshot_at=[3, 4, 7], seed=0, pair=0):
+        counts.append(len(losses))
+        losses_at_end.append((losses[-1], wsn.full_loss(at, loss_fn, x, y)))
+    assert counts == [3, 1, 3]
+    for recorded, at_snapshot in losses_at_end:   # the model yielded is the evaluated iterate
+        assert recorded == at_snapshot
+
+
 # --- the experiment end to end (tiny) -----------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -155,19 +269,42 @@ def test_experiment_metrics_are_consistent(tiny_run):
     m = tiny_run.metrics
     assert set(m) == set(wsn.METRICS)
     n_pairs = len(TINY["batch_sizes"])
-    for key in ("train_loss", "neg_sum", "pos_sum", "equilibration_drift", "sgd_steps"):
+    for key in ("train_loss", "train_loss_window", "neg_sum", "pos_sum", "equilibration_drift",
+                "equilibration_drift_se", "sgd_steps", "snapshot_neg_sum"):
         assert len(m[key]) == n_pairs
     assert m["num_params"] == 64 * 4 + 4 + 4 * 10 + 10
     assert m["sgd_steps"] == [10, 10, 20]
     assert all(s <= 0 for s in m["neg_sum"]) and all(s > 0 for s in m["pos_sum"])
-    floor = wsn.smoothed_target_entropy(10, 0.1)
+    for snaps_x, snaps_y, x, y in zip(m["snapshot_train_loss"], m["snapshot_neg_sum"],
+                                      m["train_loss"], m["neg_sum"]):
+        assert len(snaps_x) == len(snaps_y) == TINY["snapshots"]
+        assert (x, y) == (pytest.approx(np.mean(snaps_x)), pytest.approx(np.mean(snaps_y)))
+    entropy = wsn.smoothed_target_entropy(10, 0.1)
     for ce, kl in zip(m["train_loss_ce"], m["train_loss_kl"]):
-        assert kl == pytest.approx(ce - floor, abs=1e-14)
-    gd_ce = m["gd_loss_kl"] + floor
-    for ce, x in zip(m["train_loss_ce"], m["train_loss"]):
-        assert x == pytest.approx(ce - gd_ce, abs=1e-12)
+        assert kl == pytest.approx(ce - entropy, abs=1e-14)
+    assert all(se >= 0 for se in m["equilibration_drift_se"])
     w, b, r2 = wsn._fit(m["train_loss"], m["neg_sum"])
     assert (m["fit_slope"], m["fit_intercept"], m["fit_r2"]) == (w, b, r2)
+
+
+def test_spectra_are_taken_at_the_iterates_whose_loss_is_x(monkeypatch):
+    """Pairing: every spectrum after the GD one is taken at a snapshot, and the mean loss
+    of the models the spectra see is the pair's train_loss_ce (x up to the GD floor)."""
+    seen = []
+    original = wsn.exact_spectrum
+
+    def recording(model, loss_fn, inputs, targets):
+        seen.append(wsn.full_loss(model, loss_fn, inputs, targets))
+        return original(model, loss_fn, inputs, targets)
+
+    monkeypatch.setattr(wsn, "exact_spectrum", recording)
+    m = wsn.wei_schwab_negative(TINY, 3, torch.device("cpu")).metrics
+    k = TINY["snapshots"]
+    assert len(seen) == 1 + k * len(TINY["batch_sizes"])
+    for i, ce in enumerate(m["train_loss_ce"]):
+        assert np.mean(seen[1 + k * i: 1 + k * (i + 1)]) == pytest.approx(ce, abs=1e-15)
+    gd_ce = m["gd_loss_kl"] + wsn.smoothed_target_entropy(10, 0.1)
+    assert seen[0] == pytest.approx(gd_ce, abs=1e-15)
 
 
 def test_fit_recovers_an_exact_line():
@@ -181,7 +318,9 @@ def test_fit_recovers_an_exact_line():
     ({"batch_sizes": [5, 10], "learning_rates": [0.1, 0.1]}, "at least 3"),
     ({"lr": 0.1}, "unknown params"),
     ({"average_fraction": 0.0}, "average_fraction"),
-    ({"num_evals": 1}, "num_evals"),
+    ({"num_evals": 6}, "num_evals"),
+    ({"snapshots": 5}, "snapshots"),
+    ({"snapshots": 0}, "snapshots"),
 ])
 def test_experiment_rejects_bad_params(override, match):
     with pytest.raises(ValueError, match=match):
