@@ -43,6 +43,23 @@ class Products:
         self.hvp()
 
 
+class HvpModes:
+    """One HVP by each product mode of ``hb.hessian``: reverse-over-reverse with the
+    gradient's graph kept (the default for one batch), rebuilt per product, and
+    forward-over-reverse."""
+
+    MODES = {"reverse-kept": {}, "reverse": {"keep_graph": False}, "forward": {"hvp": "forward"}}
+    params = [WORKLOADS, list(MODES)]
+    param_names = ["workload", "mode"]
+    timeout = 600
+
+    def setup(self, workload: str, mode: str) -> None:
+        self.hvp = hvp_fn(get_workload(workload, bench_device()).hessian(**self.MODES[mode]))
+
+    def time_hvp(self, workload: str, mode: str) -> None:
+        self.hvp()
+
+
 class Spectra:
     """Top-k eigenvalues (Lanczos, tol 1e-6), Hutch++ trace, SLQ density."""
 
