@@ -260,7 +260,7 @@ def perf_table(devices: list[str], repeats: int = 7,
             f"{track['mlp.trace_hutchinson_matvecs_1pct']:.0f} with Hutchinson; SLQ density "
             f"W1 error {track['mlp.density_w1']:.1e} of the spectral width.")
         parts.append("Targets:\n" + "\n".join(_target_lines(target_checks(track, ratios or {}))))
-    cmd = "hessbench bench table --update-readme README.md"
+    cmd = "hessbench bench table --threads 1 --update-readme README.md"
     return f"_Regenerate with `{cmd}`._\n\n" + "\n\n".join(parts)
 
 
