@@ -8,24 +8,28 @@ from torch.func import functional_call, hessian
 
 from hessbench.data import digits
 from hessbench.experiments.registry import REGISTRY
-from hessbench.experiments.wei_schwab_network import (_exact_trace, _project, _slope_per_1000,
-                                                      wei_schwab_trace_network)
+from hessbench.experiments.wei_schwab_network import (
+    KINK,
+    _kinks,
+    _slope_per_1000,
+    relu_mlp_trace,
+    wei_schwab_trace_network,
+)
 from hessbench.models import mlp
-from hessbench.training import full_loss
 
 CPU = torch.device("cpu")
 TINY = {"n_samples": 60, "hidden": [4], "gd_steps": 60, "interval": 15, "checkpoints": 2,
-        "batch_size": 10, "project_max_steps": 200}
+        "batch_size": 10, "polish_max_iter": 20, "project_max_iter": 10, "newton_max_steps": 1,
+        "cg_max_iter": 10}
 
 
-def _problem():
+def _problem(hidden: list[int], activation: str = "relu"):
     x, y = digits(60, seed=1, dtype=torch.float64)
-    model = mlp(64, [3], 10, seed=2, dtype=torch.float64)
+    model = mlp(64, hidden, 10, seed=2, dtype=torch.float64, activation=activation)
     return model, nn.CrossEntropyLoss(label_smoothing=0.1), x, y
 
 
-def test_exact_trace_matches_dense_autograd_hessian() -> None:
-    model, loss_fn, x, y = _problem()
+def _dense_trace(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     names = [n for n, _ in model.named_parameters()]
     shapes = [p.shape for _, p in model.named_parameters()]
     flat0 = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
@@ -35,19 +39,35 @@ def test_exact_trace_matches_dense_autograd_hessian() -> None:
         tree = {n: t.reshape(s) for n, t, s in zip(names, parts, shapes)}
         return loss_fn(functional_call(model, tree, (x,)), y)
 
-    want = torch.diagonal(hessian(loss)(flat0)).sum().item()
-    assert _exact_trace(model, loss_fn, (x, y)) == pytest.approx(want, rel=1e-10)
+    return torch.diagonal(hessian(loss)(flat0)).sum().item()
 
 
-def test_projection_gets_below_target_or_says_so() -> None:
-    model, loss_fn, x, y = _problem()
-    start = full_loss(model, loss_fn, x, y)
-    p = {"lr": 0.5, "project_max_steps": 500, "project_eval_every": 5}
-    proj, steps, ok = _project(model, loss_fn, x, y, p, start - 1e-3)
-    assert ok and steps > 0 and full_loss(proj, loss_fn, x, y) < start - 1e-3
-    assert full_loss(model, loss_fn, x, y) == start  # the original is untouched
-    assert _project(model, loss_fn, x, y, p, start + 1.0)[1:] == (0, True)
-    assert _project(model, loss_fn, x, y, {**p, "project_max_steps": 5}, 0.0)[2] is False
+@pytest.mark.parametrize("hidden", [[3], [5, 4]])
+def test_relu_mlp_trace_matches_dense_autograd_hessian(hidden: list[int]) -> None:
+    model, loss_fn, x, y = _problem(hidden)
+    assert relu_mlp_trace(model, loss_fn, x, y) == pytest.approx(_dense_trace(model, loss_fn, x, y),
+                                                                 rel=1e-10)
+
+
+def test_relu_mlp_trace_refuses_what_the_identity_does_not_cover() -> None:
+    model, loss_fn, x, y = _problem([3], activation="tanh")  # tanh'' != 0: diag H != diag G
+    with pytest.raises(TypeError, match="Linear and ReLU"):
+        relu_mlp_trace(model, loss_fn, x, y)
+    model, _, x, y = _problem([3])
+    with pytest.raises(ValueError, match="mean-reduced"):
+        relu_mlp_trace(model, nn.CrossEntropyLoss(reduction="sum"), x, y)
+
+
+def test_kinks_counts_small_pre_activations_of_every_relu() -> None:
+    model = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1), nn.ReLU()).double()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0], [1.0]]))
+        model[0].bias.copy_(torch.tensor([0.0, 1.0]))
+        model[2].weight.copy_(torch.tensor([[1.0, -1.0]]))
+        model[2].bias.zero_()
+    x = torch.tensor([[0.0], [KINK / 2], [1.0]], dtype=torch.float64)
+    # layer 1: unit 0 at 0 and KINK/2 (2 kinks); layer 2: relu(a) - relu(a + 1) = -1 (none)
+    assert _kinks(model, x) == 2
 
 
 def test_slope_per_1000_steps_of_a_line() -> None:
@@ -60,7 +80,13 @@ def test_tiny_run_returns_declared_metrics_and_draws() -> None:
     assert set(m.metrics) == exp.metrics
     assert m.metrics["steps"] == [0, 15, 30]
     assert m.metrics["sgd_trace"][0] == m.metrics["gd_trace"][0]  # both start at theta*
-    assert len(m.metrics["sgd_trace"]) == len(m.metrics["gd_projection_steps"]) == 3
+    assert len(m.metrics["sgd_trace"]) == len(m.metrics["gd_projection_grad_norm"]) == 3
+    assert 0 <= m.metrics["not_converged"] <= 1 + 2 * 2
+    # the polish never raises the loss it started from, and reports the point's gradient
+    assert m.metrics["loss_star"] <= m.metrics["loss_gd"]
+    assert (m.metrics["not_converged"] == 0) == all(
+        g <= TINY.get("grad_tol", 1e-8) for p in ("sgd", "gd")
+        for g in m.metrics[f"{p}_projection_grad_norm"])
     record = {"point": {}, "params": TINY, "seed": 0, "metrics": m.metrics, "figure_data": {}}
     assert exp.figure([record, {**record, "seed": 1}]).axes
 
