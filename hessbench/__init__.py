@@ -11,9 +11,10 @@ Public API (see ARCHITECTURE.md)::
 """
 from __future__ import annotations
 
-from hessbench.linalg import (ConvergenceWarning, DensityResult, EigResult, NotConvergedError,
-                              TraceResult, eigsh, power_iteration, spectral_density, spectrum,
-                              trace)
+from hessbench.convergence import ConvergenceWarning, NotConvergedError
+from hessbench.linalg import (DensityResult, EigResult, TraceResult, eigsh, power_iteration,
+                              spectral_density, spectrum, trace)
+from hessbench.minimize import MinimizeResult, minimize
 from hessbench.operators import (CurvatureOperator, as_operator, fisher, ggn,
                                  gradient_covariance, hessian)
 
@@ -21,4 +22,5 @@ __version__ = "0.1.0"
 
 __all__ = ["CurvatureOperator", "as_operator", "hessian", "ggn", "fisher", "gradient_covariance",
            "eigsh", "power_iteration", "trace", "spectral_density", "spectrum", "EigResult",
-           "TraceResult", "DensityResult", "ConvergenceWarning", "NotConvergedError"]
+           "TraceResult", "DensityResult", "ConvergenceWarning", "NotConvergedError",
+           "minimize", "MinimizeResult"]

@@ -18,30 +18,21 @@ gives the same probes on every device.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 
+from hessbench.convergence import check_policy, report_unconverged
 from hessbench.operators import CurvatureOperator, as_operator, dense_memory_bytes, \
     require_memory
 from hessbench.utils import seeded_generator
 
-__all__ = ["EigResult", "TraceResult", "DensityResult", "ConvergenceWarning",
-           "NotConvergedError", "eigsh", "power_iteration", "trace", "spectral_density",
-           "spectrum"]
+__all__ = ["EigResult", "TraceResult", "DensityResult", "eigsh", "power_iteration", "trace",
+           "spectral_density", "spectrum"]
 
 F64 = torch.float64
-
-
-class ConvergenceWarning(UserWarning):
-    """An iterative method ended its budget before meeting its tolerance."""
-
-
-class NotConvergedError(RuntimeError):
-    """Raised instead of :class:`ConvergenceWarning` when ``on_unconverged='raise'``."""
 
 
 @dataclass(frozen=True)
@@ -100,18 +91,6 @@ class DensityResult:
         return float(np.mean(np.sum(self.weights * self.nodes ** p, axis=1)))
 
 
-def _report_unconverged(message: str, on_unconverged: str) -> None:
-    if on_unconverged == "raise":
-        raise NotConvergedError(message)
-    if on_unconverged == "warn":
-        warnings.warn(message, ConvergenceWarning, stacklevel=3)
-
-
-def _check_policy(on_unconverged: str) -> None:
-    if on_unconverged not in ("warn", "raise", "ignore"):
-        raise ValueError(f"on_unconverged must be 'warn', 'raise' or 'ignore', got {on_unconverged!r}")
-
-
 def _apply(op: CurvatureOperator, V: torch.Tensor) -> torch.Tensor:
     """A V in the operator's dtype, returned in float64."""
     return op.matmat(V.to(op.dtype)).to(F64)
@@ -157,7 +136,7 @@ def eigsh(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 6,
     """
     op = as_operator(A)
     n = op.num_params
-    _check_policy(on_unconverged)
+    check_policy(on_unconverged)
     if which not in ("LA", "SA", "BE"):
         raise ValueError(f"which must be 'LA', 'SA' or 'BE', got {which!r}")
     if not isinstance(k, int) or k < 1 or k >= n:
@@ -224,7 +203,7 @@ def eigsh(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 6,
     vectors = V[:, :j] @ torch.as_tensor(Y[:, want], dtype=F64, device=dev) if return_vectors \
         else None
     if not converged:
-        _report_unconverged(
+        report_unconverged(
             f"eigsh: {k} {which} eigenpairs not converged after {used} matvecs (max residual "
             f"{residuals[want].max():.3e} > tol * |theta|max = {bound:.3e}); raise max_matvecs "
             f"(now {budget}) or basis_size (now {m}), or loosen tol", on_unconverged)
@@ -256,7 +235,7 @@ def power_iteration(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 1
     """
     op = as_operator(A)
     n = op.num_params
-    _check_policy(on_unconverged)
+    check_policy(on_unconverged)
     if not isinstance(k, int) or not 1 <= k <= n:
         raise ValueError(f"k must be an integer with 1 <= k <= n = {n}, got {k}")
     if criterion not in ("eigenvalue", "residual"):
@@ -286,7 +265,7 @@ def power_iteration(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 1
         all_converged &= converged
         found = torch.cat([found, v[:, None]], dim=1)
     if not all_converged:
-        _report_unconverged(f"power_iteration: not converged within max_iter={max_iter} "
+        report_unconverged(f"power_iteration: not converged within max_iter={max_iter} "
                             f"(criterion {criterion!r}, tol {tol})", on_unconverged)
     return EigResult(values=np.array(values), vectors=found, residuals=np.array(residuals),
                      matvecs=used, converged=all_converged, which="LM", tol=tol, seed=seed)
@@ -320,7 +299,7 @@ def trace(A: CurvatureOperator | torch.Tensor | np.ndarray, method: str = "hutch
     """
     op = as_operator(A)
     n = op.num_params
-    _check_policy(on_unconverged)
+    check_policy(on_unconverged)
     if method == "exact":
         total, eye_block = 0.0, max(1, block_size)
         for i in range(0, n, eye_block):
@@ -361,7 +340,7 @@ def trace(A: CurvatureOperator | torch.Tensor | np.ndarray, method: str = "hutch
     value = low_rank + (float(samples.mean()) if len(samples) else 0.0)
     stderr = float(samples.std() / math.sqrt(len(samples))) if len(samples) >= 2 else math.inf
     if not converged:
-        _report_unconverged(f"trace: relative stderr {stderr / abs(value):.3e} above target "
+        report_unconverged(f"trace: relative stderr {stderr / abs(value):.3e} above target "
                             f"{target_rel_error:.3e} after {used} matvecs; raise num_matvecs",
                             on_unconverged)
     return TraceResult(value=value, stderr=stderr, matvecs=used, method=method, seed=seed,

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from hessbench.linalg import _check_policy, _report_unconverged
+from hessbench.convergence import check_policy, report_unconverged
 from hessbench.operators import hessian
 
 __all__ = ["MinimizeResult", "minimize", "grad_norm"]
@@ -201,7 +201,7 @@ def minimize(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: t
     :class:`hessbench.NotConvergedError` or stays quiet (``on_unconverged``); the result
     says so either way. No ``.grad`` is left behind.
     """
-    _check_policy(on_unconverged)
+    check_policy(on_unconverged)
     if not grad_tol > 0:
         raise ValueError(f"grad_tol must be > 0, got {grad_tol}")
     if min(max_iter, newton_max_steps) < 0 or min(check_every, history_size, cg_max_iter) < 1:
@@ -227,7 +227,7 @@ def minimize(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: t
                             iterations=iterations, newton_steps=steps, hvps=hvps,
                             grad_tol=grad_tol, stopped=stopped)
     if not converged:
-        _report_unconverged(f"minimize: ||grad L|| = {norm:.3e} > grad_tol = {grad_tol:.1e} "
+        report_unconverged(f"minimize: ||grad L|| = {norm:.3e} > grad_tol = {grad_tol:.1e} "
                             f"after {iterations} L-BFGS iterations and {steps} Newton-CG "
                             f"steps ({stopped}); raise the budgets, use float64 parameters "
                             "or a looser grad_tol (a non-smooth minimum has no small "
