@@ -70,8 +70,9 @@ def _trainable(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
 def _loss_and_grad(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
                    targets: torch.Tensor) -> tuple[float, torch.Tensor]:
     params = [p for _, p in _trainable(model)]
-    loss = loss_fn(model(inputs), targets)
-    grads = torch.autograd.grad(loss, params)
+    with torch.enable_grad():   # callers may sit in a no_grad region
+        loss = loss_fn(model(inputs), targets)
+        grads = torch.autograd.grad(loss, params)
     return float(loss.detach()), torch.cat([g.reshape(-1) for g in grads])
 
 

@@ -39,6 +39,7 @@ from torch import nn
 import hessbench as hb
 from hessbench.data import digits
 from hessbench.experiments.registry import Measurement, experiment, with_defaults
+from hessbench.minimize import grad_norm
 from hessbench.models import mlp
 from hessbench.sharpness import epsilon_sharpness
 from hessbench.symmetries import (count_eigenvalues_above, layer_alphas, layer_sizes,
@@ -134,14 +135,6 @@ def _train(p: dict[str, Any], seed: int, device: torch.device) -> tuple[nn.Modul
     return model, data
 
 
-@torch.no_grad()
-def _grad_norm(model: nn.Module, data: dict[str, torch.Tensor]) -> float:
-    with torch.enable_grad():
-        g = torch.autograd.grad(_LOSS(model(data["x_train"]), data["y_train"]),
-                                list(model.parameters()))
-    return float(torch.cat([t.reshape(-1) for t in g]).norm())
-
-
 def plot_rescaling(records: list[dict[str, Any]]) -> Any:
     """Per architecture: lambda_max and trace of H(T_alpha theta) vs alpha (log-log) with
     the alpha^-2 reference, loss and test accuracy (flat) on the same axes; Keskar
@@ -231,7 +224,7 @@ def dinh_rescaling(params: dict[str, Any], seed: int, device: torch.device) -> M
 
     metrics = {
         "n_params": sum(sizes), "layer_sizes": sizes, "train_loss": base["loss"],
-        "test_accuracy": base["accuracy"], "grad_norm": _grad_norm(model, data),
+        "test_accuracy": base["accuracy"], "grad_norm": grad_norm(model, _LOSS, data["x_train"], data["y_train"])[1],
         "alphas": p["alphas"],
         **{key: sweep[key] for key in ["rel_output_diff", "rel_loss_diff", "test_accuracy_diff",
                                        "law_rel_fro", "lambda_max", "trace", "sharpness"]},

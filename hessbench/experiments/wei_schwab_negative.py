@@ -72,6 +72,7 @@ from torch import nn
 import hessbench as hb
 from hessbench.data import digits
 from hessbench.experiments.registry import Measurement, experiment, with_defaults
+from hessbench.minimize import grad_norm
 from hessbench.models import mlp
 from hessbench.training import full_loss, train
 
@@ -259,12 +260,6 @@ def _check_params(params: dict[str, Any]) -> dict[str, Any]:
     return p
 
 
-def _grad_norm(model: nn.Module, loss_fn, inputs: torch.Tensor, targets: torch.Tensor) -> float:
-    params = [q for q in model.parameters() if q.requires_grad]
-    grads = torch.autograd.grad(loss_fn(model(inputs), targets), params)
-    return float(torch.sqrt(sum((g * g).sum() for g in grads)))
-
-
 def _pair_seed(seed: int, *keys: int) -> int:
     """An independent minibatch-order seed for run ``seed`` and pair/segment ``keys``."""
     return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
@@ -417,7 +412,7 @@ def wei_schwab_negative(params: dict[str, Any], seed: int, device: torch.device)
         "noise_scale": [a / b for a, b in zip(lr_list, bs_list)],
         "fit_slope": slope, "fit_intercept": intercept, "fit_r2": r2,
         "gd_loss_kl": gd.final_loss - entropy_floor,
-        "gd_grad_norm": _grad_norm(model, loss_fn, inputs, targets),
+        "gd_grad_norm": grad_norm(model, loss_fn, inputs, targets)[1],
         "gd_neg_sum": spectrum_sums(gd_ev).neg_sum, "gd_lambda_max": float(gd_ev[-1]),
         "gd_floor_drop": -float(floor(float(p["equilibration_time"]))),
         "num_params": sum(q.numel() for q in model.parameters()),
