@@ -10,7 +10,8 @@ from hessbench.utils import seeded_generator
 
 __all__ = ["mlp", "small_cnn", "resnet18", "reinitialize"]
 
-_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
+                "linear": nn.Identity}
 
 
 def reinitialize(model: nn.Module, seed: int) -> nn.Module:
@@ -33,7 +34,9 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, activation: str = "
         bias: bool = True, seed: int = 0, dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu") -> nn.Sequential:
     """Fully connected net ``in_dim -> hidden[0] -> ... -> out_dim`` (Linear/activation
-    alternating, no activation after the last layer), seeded."""
+    alternating, no activation after the last layer), seeded. ``activation="linear"``
+    (nn.Identity) gives a deep linear network: a smooth model whose minima form
+    degenerate valleys (W2 A^-1, A W1 for any invertible A)."""
     if activation not in _ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(_ACTIVATIONS)}")
     sizes = [in_dim, *hidden, out_dim]

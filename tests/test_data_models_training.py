@@ -71,6 +71,13 @@ def test_models_are_seeded():
         mlp(4, [3], 2, activation="swish9")
 
 
+def test_linear_mlp_is_the_product_of_its_weight_matrices():
+    model = mlp(4, [3, 5], 2, activation="linear", bias=False, seed=1, dtype=torch.float64)
+    weights = [m.weight for m in model if isinstance(m, nn.Linear)]
+    x = torch.randn(7, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(model(x), x @ (weights[2] @ weights[1] @ weights[0]).T, atol=1e-14)
+
+
 def test_training_is_deterministic_and_decreases_loss():
     x, y = gaussian_clusters(3, 30, dim=5, seed=0)
     runs = []

@@ -12,7 +12,7 @@ from hessbench.experiments.wei_schwab_network import (
     KINK,
     _kinks,
     _slope_per_1000,
-    relu_mlp_trace,
+    piecewise_linear_mlp_trace,
     wei_schwab_trace_network,
 )
 from hessbench.models import mlp
@@ -42,20 +42,22 @@ def _dense_trace(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch
     return torch.diagonal(hessian(loss)(flat0)).sum().item()
 
 
+@pytest.mark.parametrize("activation", ["relu", "linear"])
 @pytest.mark.parametrize("hidden", [[3], [5, 4]])
-def test_relu_mlp_trace_matches_dense_autograd_hessian(hidden: list[int]) -> None:
-    model, loss_fn, x, y = _problem(hidden)
-    assert relu_mlp_trace(model, loss_fn, x, y) == pytest.approx(_dense_trace(model, loss_fn, x, y),
+def test_piecewise_linear_mlp_trace_matches_dense_autograd_hessian(hidden: list[int],
+                                                                    activation: str) -> None:
+    model, loss_fn, x, y = _problem(hidden, activation)
+    assert piecewise_linear_mlp_trace(model, loss_fn, x, y) == pytest.approx(_dense_trace(model, loss_fn, x, y),
                                                                  rel=1e-10)
 
 
-def test_relu_mlp_trace_refuses_what_the_identity_does_not_cover() -> None:
+def test_piecewise_linear_mlp_trace_refuses_what_the_identity_does_not_cover() -> None:
     model, loss_fn, x, y = _problem([3], activation="tanh")  # tanh'' != 0: diag H != diag G
-    with pytest.raises(TypeError, match="Linear and ReLU"):
-        relu_mlp_trace(model, loss_fn, x, y)
+    with pytest.raises(TypeError, match="Linear, ReLU and Identity"):
+        piecewise_linear_mlp_trace(model, loss_fn, x, y)
     model, _, x, y = _problem([3])
     with pytest.raises(ValueError, match="mean-reduced"):
-        relu_mlp_trace(model, nn.CrossEntropyLoss(reduction="sum"), x, y)
+        piecewise_linear_mlp_trace(model, nn.CrossEntropyLoss(reduction="sum"), x, y)
 
 
 def test_kinks_counts_small_pre_activations_of_every_relu() -> None:
@@ -91,6 +93,27 @@ def test_tiny_run_returns_declared_metrics_and_draws() -> None:
     assert exp.figure([record, {**record, "seed": 1}]).axes
 
 
+@pytest.mark.slow
+def test_linear_net_reaches_its_smooth_minima_and_gd_stays_there() -> None:
+    """The linear variant's premises at tiny scale: every minimisation meets grad_tol (a
+    smooth valley, unlike the ReLU net), and GD from such a minimum leaves Tr H unchanged
+    to far below the SGD change (the drift bound lr T ||g|| of the claim file)."""
+    params = {**TINY, "n_samples": 200, "hidden": [12], "activation": "linear",
+              "gd_steps": 300, "interval": 50, "batch_size": 25, "polish_max_iter": 300,
+              "project_max_iter": 100, "newton_max_steps": 3, "cg_max_iter": 100}
+    m = wei_schwab_trace_network(params, 0, CPU)
+    assert m.metrics["not_converged"] == 0
+    assert m.metrics["kinks_star"] == 0
+    assert max(m.metrics["gd_projection_grad_norm"]) <= 1e-8
+    assert max(abs(t - m.metrics["gd_trace"][0]) for t in m.metrics["gd_trace"]) < 1e-6
+    assert abs(m.metrics["sgd_trace_change"]) > 1e-3
+
+
 def test_unknown_param_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown params"):
         wei_schwab_trace_network({"hiden": [4]}, 0, CPU)
+
+
+def test_activation_without_an_exact_trace_is_rejected() -> None:
+    with pytest.raises(ValueError, match="'relu' or 'linear'"):
+        wei_schwab_trace_network({**TINY, "activation": "tanh"}, 0, CPU)

@@ -1,8 +1,9 @@
 """Wei & Schwab (2019) §4.3, Fig. 3 at smoke scale: the Hessian trace along an SGD
 path, each point measured at a nearby minimum.
 
-Protocol (issue 5, part 3). A ReLU MLP on ``n_samples`` sklearn digits with
-label-smoothed cross-entropy (label smoothing keeps the minimum at finite weights):
+Protocol (issue 5, part 3). An MLP (``activation`` "relu", or "linear" for a deep linear
+net) on ``n_samples`` sklearn digits with label-smoothed cross-entropy (label smoothing
+keeps the minimum at finite weights):
 
 1. full-batch GD for ``gd_steps`` steps from a seeded initialisation, then
    :func:`hessbench.minimize.minimize` (float64 full-batch L-BFGS with a strong-Wolfe line
@@ -56,8 +57,22 @@ expectations on ``not_converged`` and ``lr_times_lambda_max`` state these premis
 the control; this net (1210 parameters < 500 x 9 constraints, no interpolation) is
 expected to fail them. The second run did (numbers in the claim file).
 
-Exact trace without n HVPs: a ReLU MLP is affine in every single parameter (the
-activation pattern is locally constant, relu'' = 0), so diag(d^2 f / d theta^2) = 0 and
+Why a linear variant (claim ``wei-schwab-trace-linear-network``). Theorem 1 needs a smooth
+valley of minima with gradient noise on it. The ReLU net's minima are non-smooth (above),
+and a smooth activation such as tanh has no continuous symmetry, so below interpolation
+its minima are isolated (no valley to move along) and above it the per-sample gradients,
+hence the noise, vanish at the minimum. A deep linear net f = W2 W1 x + ... has both: its
+minima are the factorisations of the best product matrix, a smooth manifold (the orbit
+W1 -> A W1, W2 -> W2 A^-1, A invertible), on which Tr H varies (the balance of W1 and
+W2), and with fewer parameters than constraints (1210 < 500 x 9) the per-sample gradients
+at a minimum do not vanish. Pre-declaration check on seed 0 (hidden 16, every other
+parameter as the ReLU claim's): theta* and all 10 projections reached ||grad L|| <= 1e-8
+(5e-11 .. 7e-9), lr * lambda_max = 0.55; that run's traces were seen too, which the claim
+file states.
+
+Exact trace without n HVPs: a ReLU or linear MLP is affine in every single parameter (the
+activation pattern is locally constant, relu'' = 0, identity'' = 0), so
+diag(d^2 f / d theta^2) = 0 and
 diag H = diag G with the Gauss-Newton matrix G = (1/N) sum_n J_n^T A_n J_n, A_n the loss
 Hessian in the logits. Hence Tr H = (1/N) sum_n tr(A_n J_n J_n^T), from per-sample
 Jacobians (tested against the dense autograd Hessian).
@@ -82,10 +97,11 @@ from hessbench.minimize import grad_norm, minimize
 from hessbench.models import mlp
 from hessbench.training import train
 
-__all__ = ["wei_schwab_trace_network", "relu_mlp_trace"]
+__all__ = ["wei_schwab_trace_network", "piecewise_linear_mlp_trace"]
 
 DEFAULTS: dict[str, Any] = {
-    "n_samples": 500, "data_seed": 0, "hidden": [16], "label_smoothing": 0.1, "lr": 0.5,
+    "n_samples": 500, "data_seed": 0, "hidden": [16], "activation": "relu",
+    "label_smoothing": 0.1, "lr": 0.5,
     "gd_steps": 3000, "batch_size": 25, "interval": 400, "checkpoints": 5,
     "grad_tol": 1e-8, "polish_max_iter": 500, "project_max_iter": 100, "newton_max_steps": 3,
     "cg_max_iter": 100,
@@ -102,20 +118,21 @@ METRICS = (["steps", "loss_gd", "grad_norm_gd", "loss_star", "grad_norm_star",
                         "projection_grad_norm", "projection_loss_gap")])
 
 
-def relu_mlp_trace(model: nn.Sequential, loss_fn: nn.Module, inputs: torch.Tensor,
+def piecewise_linear_mlp_trace(model: nn.Sequential, loss_fn: nn.Module, inputs: torch.Tensor,
                    targets: torch.Tensor) -> float:
-    """Exact Tr H of a mean-reduced loss of a ReLU MLP: (1/N) sum_n tr(A_n J_n J_n^T).
+    """Exact Tr H of a mean-reduced loss of a ReLU or linear MLP: (1/N) sum_n tr(A_n J_n J_n^T).
 
     ``J_n`` is sample n's Jacobian of the logits in the parameters and ``A_n`` the loss
-    Hessian in the logits; diag H = diag(Gauss-Newton) because a ReLU MLP is affine in
+    Hessian in the logits; diag H = diag(Gauss-Newton) because such an MLP is affine in
     each single parameter (almost everywhere, and exactly in autograd's relu'' = 0).
     """
     if not (isinstance(model, nn.Sequential)
-            and all(isinstance(m, (nn.Linear, nn.ReLU)) for m in model)):
-        raise TypeError("relu_mlp_trace needs an nn.Sequential of Linear and ReLU layers; "
-                        "for other models use hb.trace(hb.hessian(...), method='exact')")
+            and all(isinstance(m, (nn.Linear, nn.ReLU, nn.Identity)) for m in model)):
+        raise TypeError("piecewise_linear_mlp_trace needs an nn.Sequential of Linear, ReLU and "
+                        "Identity layers; for other models use "
+                        "hb.trace(hb.hessian(...), method='exact')")
     if getattr(loss_fn, "reduction", "mean") != "mean":
-        raise ValueError(f"relu_mlp_trace needs a mean-reduced loss, got "
+        raise ValueError(f"piecewise_linear_mlp_trace needs a mean-reduced loss, got "
                          f"reduction={loss_fn.reduction!r}")
     params = {n: p.detach() for n, p in model.named_parameters()}
 
@@ -170,7 +187,8 @@ def plot_network(records: list[dict[str, Any]]) -> Any:
         ax.fill_between(steps, mean - sd, mean + sd, color=colour, alpha=0.15)
     ax.set_xlabel("steps after the minimum theta*")
     ax.set_ylabel("Tr H at the projected minimum (exact)")
-    ax.set_title("Wei & Schwab Fig. 3 (smoke analogue): trace along the path")
+    ax.set_title(f"Wei & Schwab Fig. 3 analogue ({records[0]['params'].get('activation', 'relu')}"
+                 " MLP): trace along the path")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -183,7 +201,11 @@ def wei_schwab_trace_network(params: dict[str, Any], seed: int,
     p = with_defaults("wei_schwab_trace_network", DEFAULTS, params)
     dt, lr, tol = torch.float64, float(p["lr"]), float(p["grad_tol"])
     x, y = digits(int(p["n_samples"]), seed=int(p["data_seed"]), dtype=dt, device=device)
-    model = mlp(x.shape[1], list(p["hidden"]), 10, seed=seed, dtype=dt, device=device)
+    if p["activation"] not in ("relu", "linear"):
+        raise ValueError(f"activation must be 'relu' or 'linear' (the exact trace needs an MLP "
+                         f"affine in each parameter), got {p['activation']!r}")
+    model = mlp(x.shape[1], list(p["hidden"]), 10, activation=p["activation"], seed=seed,
+                dtype=dt, device=device)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(p["label_smoothing"]))
     train(model, loss_fn, x, y, lr=lr, steps=int(p["gd_steps"]), eval_every=int(p["gd_steps"]))
     loss_gd, grad_norm_gd = grad_norm(model, loss_fn, x, y)
@@ -192,7 +214,7 @@ def wei_schwab_trace_network(params: dict[str, Any], seed: int,
     star = minimize(model, loss_fn, x, y, max_iter=int(p["polish_max_iter"]), **budget)
     lambda_max = float(hb.eigsh(hb.hessian(model, loss_fn, (x, y), dtype=dt), k=1,
                                 which="LA").values[0])
-    trace_star = relu_mlp_trace(model, loss_fn, x, y)
+    trace_star = piecewise_linear_mlp_trace(model, loss_fn, x, y)
     interval, k = int(p["interval"]), int(p["checkpoints"])
     steps = [c * interval for c in range(k + 1)]
     metrics: dict[str, Any] = {
@@ -211,7 +233,7 @@ def wei_schwab_trace_network(params: dict[str, Any], seed: int,
             proj = copy.deepcopy(state)
             res = minimize(proj, loss_fn, x, y, max_iter=int(p["project_max_iter"]), **budget)
             not_converged += not res.converged
-            traces.append(relu_mlp_trace(proj, loss_fn, x, y))
+            traces.append(piecewise_linear_mlp_trace(proj, loss_fn, x, y))
             iters.append(res.iterations)
             norms.append(res.grad_norm)
             gaps.append(res.loss - star.loss)
