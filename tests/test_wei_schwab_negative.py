@@ -21,7 +21,7 @@ from hessbench.experiments import wei_schwab_negative as wsn
 from hessbench.experiments.registry import get_experiment
 from hessbench.models import mlp
 
-CLAIM = Path(__file__).resolve().parents[1] / "claims" / "wei-schwab-negative-eigenvalues.toml"
+CLAIMS = Path(__file__).resolve().parents[1] / "claims"
 
 TINY = {"num_samples": 40, "hidden": 4, "gd_steps": 60, "batch_sizes": [4, 8, 20],
         "learning_rates": [0.1, 0.1, 0.05], "equilibration_time": 1.0, "num_evals": 8,
@@ -307,6 +307,17 @@ def test_spectra_are_taken_at_the_iterates_whose_loss_is_x(monkeypatch):
     assert seen[0] == pytest.approx(gd_ce, abs=1e-15)
 
 
+def test_polished_linear_minimum_meets_grad_tol_and_has_no_negative_mass():
+    """The linear variant's premise: with grad_tol set, theta_0 is a smooth minimum
+    (||g|| <= grad_tol) whose Hessian is PSD up to that residual gradient."""
+    params = {**TINY, "num_samples": 100, "hidden": 12, "activation": "linear",
+              "grad_tol": 1e-8}
+    m = wsn.wei_schwab_negative(params, 0, torch.device("cpu")).metrics
+    assert m["gd_grad_norm"] <= 1e-8
+    assert -1e-6 < m["gd_neg_sum"] <= 0
+    assert abs(m["gd_floor_drop"]) < 1e-12  # GD does not move from a minimum
+
+
 def test_fit_recovers_an_exact_line():
     x = np.linspace(0.0, 1e-3, 6)
     w, b, r2 = wsn._fit(x, -40.0 * x - 1e-5)
@@ -321,6 +332,8 @@ def test_fit_recovers_an_exact_line():
     ({"num_evals": 6}, "num_evals"),
     ({"snapshots": 5}, "snapshots"),
     ({"snapshots": 0}, "snapshots"),
+    ({"activation": "tanh"}, "'relu' or 'linear'"),
+    ({"grad_tol": 0.0}, "grad_tol"),
 ])
 def test_experiment_rejects_bad_params(override, match):
     with pytest.raises(ValueError, match=match):
@@ -337,10 +350,12 @@ def test_registered_with_figure(tiny_run):
     assert any(f"{tiny_run.metrics['fit_slope']:.4g}" in t for t in legend)
 
 
-def test_claim_file_loads_and_names_known_metrics():
+@pytest.mark.parametrize("name", ["wei-schwab-negative-eigenvalues",
+                                  "wei-schwab-negative-eigenvalues-linear"])
+def test_claim_file_loads_and_names_known_metrics(name):
     from hessbench.claims.spec import load_claim
 
-    claim = load_claim(CLAIM)
+    claim = load_claim(CLAIMS / f"{name}.toml")
     assert claim.experiment == "wei_schwab_negative"
     for profile in ("smoke", "paper"):
         params = claim.setup(profile).params

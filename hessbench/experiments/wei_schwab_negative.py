@@ -8,14 +8,16 @@ fits w = -40.07, b ~ -1e-5 on 500 MNIST samples).
 
 Protocol (one call = one seed):
 
-1. ``num_samples`` digits (8x8, standardised), a ReLU MLP 64 -> hidden -> 10, float64,
-   label-smoothed cross-entropy CE_eps (``label_smoothing`` = eps; smoothed target
-   q = (1 - eps) onehot + eps / K).
+1. ``num_samples`` digits (8x8, standardised), an MLP 64 -> hidden -> 10 (``activation``
+   "relu", or "linear" for a deep linear net), float64, label-smoothed cross-entropy CE_eps
+   (``label_smoothing`` = eps; smoothed target q = (1 - eps) onehot + eps / K).
 2. Full-batch GD at ``gd_lr`` for ``gd_steps`` -> the minimum theta_0 (paper: lr 0.1 for
    10k epochs). On digits GD converges sublinearly; at lr 0.1 the loss still falls by
    ~1e-4 per 25 units of SGD time after 10k steps, as much as the SGD heating to be
    measured, so the default takes lr 1.0 (still stable: lr * lambda_max < 2 with
-   lambda_max = ``gd_lambda_max``, 1.77 at the smoke scale, seed 0).
+   lambda_max = ``gd_lambda_max``, 1.77 at the smoke scale, seed 0). With ``grad_tol`` set,
+   :func:`hessbench.minimize.minimize` then polishes theta_0 to ||grad L|| <= grad_tol
+   (``gd_grad_norm`` reports the norm reached; the ReLU claim leaves it unset).
 3. The valley floor's own descent: GD continued from theta_0 (at ``gd_lr``) for the SGD time
    of the pairs; L_GD(t) is its loss after SGD-equivalent time t (gradient-flow time lr * steps).
 4. For each pair (batch_sizes[i], learning_rates[i]): SGD from theta_0 for (about)
@@ -54,6 +56,19 @@ vs 1.18e-4); and a single iterate is a noisy sample of the equilibrium (coeffici
 variation over 4 iterates 25 time units apart: loss 0.42-0.69, negative mass 0.25-0.56). Now
 both are taken at the same K = 4 iterates and averaged (K set by the smoke time budget).
 
+Why a linear variant (claim ``wei-schwab-negative-eigenvalues-linear``). The prediction
+is about a smooth valley of minima: there the Hessian is PSD, so the negative mass is 0 at
+loss 0. Near the valley, with t along it and n across, L = L* + 1/2 n^T A(t) n + O(n^3),
+so the tangent block of H is 1/2 n^T A''(t) n, the cross block A'(t) n and the normal block
+A(t) + O(n); the tangent eigenvalues (Schur complement) are O(|n|^2), proportional to the
+loss above the valley, with either sign. The ReLU net's minima sit on kinks (its GD point
+has negative mass of its own: -0.00094 at smoke, -0.021 at paper scale, the measured
+intercepts); a deep linear net's minima are smooth (its minima: the factorisations of the
+best product matrix). Pre-declaration premise check (smoke, seed 0, no SGD run): GD
+reaches ||g|| 3.3e-8, minimize 7.5e-9 in 9 iterations; there lambda_max = 1.13 (gd_lr *
+lambda_max < 2) and the negative mass is -8.2e-8 (141 eigenvalues of ~ -5.6e-9, the
+residual gradient's size).
+
 Eigenvalues within the round-off of a float64 eigensolver, |lambda| <= n eps_64 max|lambda|,
 count as zero (see :func:`spectrum_sums`).
 """
@@ -72,7 +87,7 @@ from torch import nn
 import hessbench as hb
 from hessbench.data import digits
 from hessbench.experiments.registry import Measurement, experiment, with_defaults
-from hessbench.minimize import grad_norm
+from hessbench.minimize import grad_norm, minimize
 from hessbench.models import mlp
 from hessbench.training import full_loss, train
 
@@ -82,9 +97,11 @@ IN_DIM = 64
 DEFAULTS: dict[str, Any] = {
     "num_samples": 500,
     "hidden": 20,
+    "activation": "relu",
     "label_smoothing": 0.1,
     "gd_lr": 1.0,
     "gd_steps": 10_000,
+    "grad_tol": None,
     "batch_sizes": [5, 6, 7, 8, 10, 13, 17, 5],
     "learning_rates": [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.03],
     "equilibration_time": 200.0,
@@ -254,6 +271,10 @@ def _check_params(params: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"the averaging window (average_fraction * num_evals = {window} "
                          "evaluations) needs >= 4 evaluations for a drift with an error bar: "
                          "raise num_evals")
+    if p["activation"] not in ("relu", "linear"):
+        raise ValueError(f"activation must be 'relu' or 'linear', got {p['activation']!r}")
+    if p["grad_tol"] is not None and not float(p["grad_tol"]) > 0:
+        raise ValueError(f"grad_tol must be > 0 (or unset: GD only), got {p['grad_tol']}")
     if not 1 <= int(p["snapshots"]) <= window:
         raise ValueError(f"snapshots must be in [1, {window}] (the averaging window), "
                          f"got {p['snapshots']}")
@@ -346,13 +367,18 @@ def wei_schwab_negative(params: dict[str, Any], seed: int, device: torch.device)
     device = torch.device(device)
     dtype = torch.float64
     inputs, targets = digits(int(p["num_samples"]), seed=seed, dtype=dtype, device=device)
-    model = mlp(IN_DIM, [int(p["hidden"])], NUM_CLASSES, seed=seed, dtype=dtype, device=device)
+    model = mlp(IN_DIM, [int(p["hidden"])], NUM_CLASSES, activation=p["activation"], seed=seed,
+                dtype=dtype, device=device)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(p["label_smoothing"]))
     entropy_floor = smoothed_target_entropy(NUM_CLASSES, float(p["label_smoothing"]))
     frac, k_snap, n_eval_min = float(p["average_fraction"]), int(p["snapshots"]), int(p["num_evals"])
 
     gd = train(model, loss_fn, inputs, targets, lr=float(p["gd_lr"]), steps=int(p["gd_steps"]),
                eval_every=max(1, int(p["gd_steps"]) // 10))
+    if p["grad_tol"] is not None:
+        minimize(model, loss_fn, inputs, targets, grad_tol=float(p["grad_tol"]),
+                 on_unconverged="ignore")
+    theta0_loss = full_loss(model, loss_fn, inputs, targets)
     gd_ev = exact_spectrum(model, loss_fn, inputs, targets)
     schedules = [eval_schedule(float(p["equilibration_time"]), float(lr), n_eval_min)
                  for lr in p["learning_rates"]]
@@ -377,14 +403,14 @@ def wei_schwab_negative(params: dict[str, Any], seed: int, device: torch.device)
             ce = full_loss(at, loss_fn, inputs, targets)
             ev = exact_spectrum(at, loss_fn, inputs, targets)
             sums = spectrum_sums(ev)
-            snap["x"].append(ce - gd.final_loss - float(floor(lr * every * len(evals))))
+            snap["x"].append(ce - theta0_loss - float(floor(lr * every * len(evals))))
             snap["ce"].append(ce)
             snap["neg"].append(sums.neg_sum)
             snap["pos"].append(sums.pos_sum)
             snap["count"].append(sums.neg_count)
             snap["min"].append(float(ev[0]))
             snap["max"].append(float(ev[-1]))
-        above_floor = (np.asarray(evals) - gd.final_loss
+        above_floor = (np.asarray(evals) - theta0_loss
                        - floor(lr * every * np.arange(1, len(evals) + 1)))
         mean = {k: float(np.mean(v)) for k, v in snap.items()}
         rows["train_loss"].append(mean["x"])
@@ -411,7 +437,7 @@ def wei_schwab_negative(params: dict[str, Any], seed: int, device: torch.device)
         "batch_size": bs_list, "learning_rate": lr_list,
         "noise_scale": [a / b for a, b in zip(lr_list, bs_list)],
         "fit_slope": slope, "fit_intercept": intercept, "fit_r2": r2,
-        "gd_loss_kl": gd.final_loss - entropy_floor,
+        "gd_loss_kl": theta0_loss - entropy_floor,
         "gd_grad_norm": grad_norm(model, loss_fn, inputs, targets)[1],
         "gd_neg_sum": spectrum_sums(gd_ev).neg_sum, "gd_lambda_max": float(gd_ev[-1]),
         "gd_floor_drop": -float(floor(float(p["equilibration_time"]))),
