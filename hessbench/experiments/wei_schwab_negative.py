@@ -59,9 +59,12 @@ both are taken at the same K = 4 iterates and averaged (K set by the smoke time 
 Why a linear variant (claim ``wei-schwab-negative-eigenvalues-linear``). The prediction
 is about a smooth valley of minima: there the Hessian is PSD, so the negative mass is 0 at
 loss 0. Near the valley, with t along it and n across, L = L* + 1/2 n^T A(t) n + O(n^3),
-so the tangent block of H is 1/2 n^T A''(t) n, the cross block A'(t) n and the normal block
-A(t) + O(n); the tangent eigenvalues (Schur complement) are O(|n|^2), proportional to the
-loss above the valley, with either sign. The ReLU net's minima sit on kinks (its GD point
+so in (t, n) coordinates the tangent block of H is 1/2 n^T A''(t) n, the cross block
+A'(t) n and the normal block A(t) + O(n); the tangent eigenvalues (Schur complement) are
+O(|n|^2), proportional to the loss above the valley, with either sign. (Measured on the
+linear net, the negative mass grows like sqrt(loss) instead: in Euclidean coordinates a
+curved valley adds grad L . (its curvature) = O(|n|) to the tangent block; see the claim
+file.) The ReLU net's minima sit on kinks (its GD point
 has negative mass of its own: -0.00094 at smoke, -0.021 at paper scale, the measured
 intercepts); a deep linear net's minima are smooth (its minima: the factorisations of the
 best product matrix). Pre-declaration premise check (smoke, seed 0, no SGD run): GD
