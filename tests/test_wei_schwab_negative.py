@@ -332,7 +332,7 @@ def test_fit_recovers_an_exact_line():
     ({"num_evals": 6}, "num_evals"),
     ({"snapshots": 5}, "snapshots"),
     ({"snapshots": 0}, "snapshots"),
-    ({"activation": "tanh"}, "'relu' or 'linear'"),
+    ({"activation": "swish9"}, "unknown activation"),
     ({"grad_tol": 0.0}, "grad_tol"),
 ])
 def test_experiment_rejects_bad_params(override, match):

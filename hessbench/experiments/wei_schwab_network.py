@@ -64,8 +64,9 @@ its minima are isolated (no valley to move along) and above it the per-sample gr
 hence the noise, vanish at the minimum. A deep linear net f = W2 W1 x + ... has both: its
 minima are the factorisations of the best product matrix, a smooth manifold (the orbit
 W1 -> A W1, W2 -> W2 A^-1, A invertible), on which Tr H varies (the balance of W1 and
-W2), and with fewer parameters than constraints (1210 < 500 x 9) the per-sample gradients
-at a minimum do not vanish. Pre-declaration check on seed 0 (hidden 16, every other
+W2), and it computes an affine map (10 x 64 + 10 = 650 numbers, at any width) that cannot
+fit 500 x 9 smoothed-label constraints, so the per-sample gradients at a minimum do not
+vanish. Pre-declaration check on seed 0 (hidden 16, every other
 parameter as the ReLU claim's): theta* and all 10 projections reached ||grad L|| <= 1e-8
 (5e-11 .. 7e-9), lr * lambda_max = 0.55; that run's traces were seen too, which the claim
 file states.
@@ -119,7 +120,7 @@ METRICS = (["steps", "loss_gd", "grad_norm_gd", "loss_star", "grad_norm_star",
 
 
 def piecewise_linear_mlp_trace(model: nn.Sequential, loss_fn: nn.Module, inputs: torch.Tensor,
-                   targets: torch.Tensor) -> float:
+                               targets: torch.Tensor) -> float:
     """Exact Tr H of a mean-reduced loss of a ReLU or linear MLP: (1/N) sum_n tr(A_n J_n J_n^T).
 
     ``J_n`` is sample n's Jacobian of the logits in the parameters and ``A_n`` the loss
