@@ -108,6 +108,9 @@ DEFAULTS: dict[str, Any] = {
     "cg_max_iter": 100,
 }
 
+# mlp activations under which the net is affine in each single parameter (exact trace below)
+PIECEWISE_LINEAR = {"relu": nn.ReLU, "linear": nn.Identity}
+
 KINK = 1e-6  # |pre-activation| below which a (sample, unit) pair counts as sitting on a kink
 
 PATHS = ("sgd", "gd")
@@ -128,7 +131,7 @@ def piecewise_linear_mlp_trace(model: nn.Sequential, loss_fn: nn.Module, inputs:
     each single parameter (almost everywhere, and exactly in autograd's relu'' = 0).
     """
     if not (isinstance(model, nn.Sequential)
-            and all(isinstance(m, (nn.Linear, nn.ReLU, nn.Identity)) for m in model)):
+            and all(isinstance(m, (nn.Linear, *PIECEWISE_LINEAR.values())) for m in model)):
         raise TypeError("piecewise_linear_mlp_trace needs an nn.Sequential of Linear, ReLU and "
                         "Identity layers; for other models use "
                         "hb.trace(hb.hessian(...), method='exact')")
@@ -202,7 +205,7 @@ def wei_schwab_trace_network(params: dict[str, Any], seed: int,
     p = with_defaults("wei_schwab_trace_network", DEFAULTS, params)
     dt, lr, tol = torch.float64, float(p["lr"]), float(p["grad_tol"])
     x, y = digits(int(p["n_samples"]), seed=int(p["data_seed"]), dtype=dt, device=device)
-    if p["activation"] not in ("relu", "linear"):
+    if p["activation"] not in PIECEWISE_LINEAR:
         raise ValueError(f"activation must be 'relu' or 'linear' (the exact trace needs an MLP "
                          f"affine in each parameter), got {p['activation']!r}")
     model = mlp(x.shape[1], list(p["hidden"]), 10, activation=p["activation"], seed=seed,
