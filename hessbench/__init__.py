@@ -12,11 +12,11 @@ Public API (see ARCHITECTURE.md)::
 from __future__ import annotations
 
 from hessbench.convergence import ConvergenceWarning, NotConvergedError
-from hessbench.linalg import (DensityResult, EigResult, TraceResult, eigsh, power_iteration,
-                              spectral_density, spectrum, trace)
-from hessbench.minimize import MinimizeResult, minimize
+from hessbench.linalg import eigsh, power_iteration, spectral_density, spectrum, trace
+from hessbench.minimize import minimize
 from hessbench.operators import (CurvatureOperator, as_operator, fisher, ggn,
                                  gradient_covariance, hessian)
+from hessbench.results import DensityResult, EigResult, MinimizeResult, TraceResult
 
 __version__ = "0.1.0"
 

@@ -2,6 +2,10 @@
 
 Each section belongs to one paper; functions are pure torch and vectorised over
 a leading batch of independent chains.
+
+References: Wei & Schwab, "How noise affects the Hessian spectrum in overparameterized
+neural networks" (2020), §4.2; Zhu, Wu, Yu, Wu & Ma, "The Anisotropic Noise in Stochastic
+Gradient Descent", ICML 2019, App. D.1.
 """
 from __future__ import annotations
 

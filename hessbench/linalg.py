@@ -1,94 +1,43 @@
 """Matrix-free algorithms on symmetric operators (or dense matrices).
 
-* :func:`eigsh` -- thick-restart Lanczos (Wu & Simon 2000) with full
-  reorthogonalisation, stopping on the Ritz residual norm ||A y - theta y||.
-* :func:`power_iteration` -- PyHessian's deflated power iteration (Yao et al. 2020),
-  kept for comparison; it stops on the change of the eigenvalue by default.
-* :func:`trace` -- Hutchinson (1989), Hutch++ (Meyer et al. 2021) and exact, each
-  with a standard error.
-* :func:`spectral_density` -- stochastic Lanczos quadrature (Golub & Meurant;
-  Ghorbani et al. 2019), probes run as one block.
-* :func:`spectrum` -- all eigenvalues of the dense matrix, guarded by a memory estimate.
+* :func:`eigsh` -- thick-restart Lanczos with full reorthogonalisation, stopping on the
+  Ritz residual norm ||A y - theta y||.
+* :func:`power_iteration` -- PyHessian's deflated power iteration, for comparison; it
+  stops on the change of the eigenvalue by default.
+* :func:`trace` -- Hutchinson, Hutch++ and exact, each with a standard error.
+* :func:`spectral_density` -- stochastic Lanczos quadrature, probes run as one block.
+* :func:`spectrum` -- all eigenvalues of the dense matrix, guarded by a memory estimate;
+  :func:`symmetric_eigvalsh` -- all eigenvalues of (A + A^T) / 2 for a dense A.
 
 Krylov recurrences always run in float64, whatever the operator's dtype; only
 the products A v happen in the operator's dtype. Randomness comes from a
 ``torch.Generator`` seeded by the ``seed`` argument, drawn on the CPU, so a seed
 gives the same probes on every device.
+
+References: Wu & Simon, SIAM J. Matrix Anal. Appl. 22 (2000) (thick restart);
+Yao, Gholami, Keutzer & Mahoney, "PyHessian", IEEE BigData 2020; Hutchinson, Commun.
+Stat. Simul. Comput. 18 (1989); Meyer, Musco, Musco & Woodruff, "Hutch++", SOSA 2021;
+Golub & Meurant, "Matrices, Moments and Quadrature with Applications" (2010);
+Ghorbani, Krishnan & Xiao, ICML 2019 (Hessian spectral densities).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 
-from hessbench.convergence import check_policy, report_unconverged
+from hessbench.convergence import OnUnconverged, check_policy, report_unconverged
 from hessbench.operators import CurvatureOperator, as_operator, dense_memory_bytes, \
     require_memory
+from hessbench.results import DensityResult, EigResult, TraceResult
 from hessbench.utils import seeded_generator
 
-__all__ = ["EigResult", "TraceResult", "DensityResult", "eigsh", "power_iteration", "trace",
-           "spectral_density", "spectrum"]
+__all__ = ["eigsh", "power_iteration", "trace", "spectral_density", "spectrum",
+           "symmetric_eigvalsh"]
 
 F64 = torch.float64
-
-
-@dataclass(frozen=True)
-class EigResult:
-    """Eigenpairs: ``values`` (numpy float64; descending for LA, ascending for SA/BE),
-    ``vectors`` (torch float64, n x k, on the operator's device, or None),
-    ``residuals`` ||A y - theta y|| per pair, ``matvecs``, ``converged``."""
-
-    values: np.ndarray
-    vectors: torch.Tensor | None
-    residuals: np.ndarray
-    matvecs: int
-    converged: bool
-    which: str
-    tol: float
-    seed: int
-
-
-@dataclass(frozen=True)
-class TraceResult:
-    """A trace estimate with its standard error (0 for ``exact``)."""
-
-    value: float
-    stderr: float
-    matvecs: int
-    method: str
-    seed: int
-    converged: bool = True
-
-
-@dataclass(frozen=True)
-class DensityResult:
-    """Gauss quadrature rules from stochastic Lanczos quadrature, one row per probe.
-
-    For each probe v (||v|| = 1), sum_j weights[p, j] f(nodes[p, j]) approximates
-    v^T f(A) v, exactly for polynomials of degree < 2 * steps; the average over
-    probes estimates (1/n) tr f(A).
-    """
-
-    nodes: np.ndarray
-    weights: np.ndarray
-    matvecs: int
-    seed: int
-
-    def density(self, grid: np.ndarray, sigma: float) -> np.ndarray:
-        """Spectral density broadened by a Gaussian of width ``sigma``; integrates to 1."""
-        if sigma <= 0:
-            raise ValueError(f"sigma must be > 0, got {sigma}")
-        grid = np.asarray(grid, dtype=np.float64)
-        z = (grid[:, None] - self.nodes.reshape(-1)[None, :]) / sigma
-        kern = np.exp(-0.5 * z * z) / (sigma * math.sqrt(2 * math.pi))
-        return kern @ self.weights.reshape(-1) / self.nodes.shape[0]
-
-    def moment(self, p: int) -> float:
-        """Estimate of tr(A^p) / n."""
-        return float(np.mean(np.sum(self.weights * self.nodes ** p, axis=1)))
 
 
 def _apply(op: CurvatureOperator, V: torch.Tensor) -> torch.Tensor:
@@ -120,7 +69,7 @@ def eigsh(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 6,
           which: Literal["LA", "SA", "BE"] = "LA", *, tol: float = 1e-6,
           max_matvecs: int | None = None, seed: int = 0, basis_size: int | None = None,
           return_vectors: bool = True,
-          on_unconverged: Literal["warn", "raise", "ignore"] = "warn") -> EigResult:
+          on_unconverged: OnUnconverged = "warn") -> EigResult:
     """k extreme eigenpairs of a symmetric operator by thick-restart Lanczos.
 
     ``which``: "LA" largest algebraic, "SA" smallest, "BE" both ends (ceil(k/2) largest
@@ -137,16 +86,7 @@ def eigsh(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 6,
     op = as_operator(A)
     n = op.num_params
     check_policy(on_unconverged)
-    if which not in ("LA", "SA", "BE"):
-        raise ValueError(f"which must be 'LA', 'SA' or 'BE', got {which!r}")
-    if not isinstance(k, int) or k < 1 or k >= n:
-        raise ValueError(f"k must be an integer with 1 <= k < n = {n}, got {k}; "
-                         f"for all eigenvalues use hessbench.spectrum(op)")
-    if tol <= 0:
-        raise ValueError(f"tol must be > 0, got {tol}")
-    m = min(n, basis_size or max(2 * k + 16, 32))
-    if m <= k:
-        raise ValueError(f"basis_size must exceed k = {k}, got {basis_size}")
+    m = _lanczos_basis_size(n, k, which, tol, basis_size)
     budget = max_matvecs if max_matvecs is not None else 50 * m
     gen = seeded_generator(seed)
     dev = op.device
@@ -211,6 +151,22 @@ def eigsh(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 6,
                      matvecs=used, converged=converged, which=which, tol=tol, seed=seed)
 
 
+def _lanczos_basis_size(n: int, k: int, which: str, tol: float,
+                        basis_size: int | None) -> int:
+    """Check the arguments of :func:`eigsh`; the basis size m (k < m <= n)."""
+    if which not in ("LA", "SA", "BE"):
+        raise ValueError(f"which must be 'LA', 'SA' or 'BE', got {which!r}")
+    if not isinstance(k, int) or k < 1 or k >= n:
+        raise ValueError(f"k must be an integer with 1 <= k < n = {n}, got {k}; "
+                         f"for all eigenvalues use hessbench.spectrum(op)")
+    if tol <= 0:
+        raise ValueError(f"tol must be > 0, got {tol}")
+    m = min(n, basis_size or max(2 * k + 16, 32))
+    if m <= k:
+        raise ValueError(f"basis_size must exceed k = {k}, got {basis_size}")
+    return m
+
+
 def _ritz_converged(T: np.ndarray, b: np.ndarray, r: torch.Tensor, k: int, which: str,
                     tol: float) -> bool:
     """Whether the k wanted Ritz pairs of the projected matrix T meet the residual test."""
@@ -223,7 +179,7 @@ def _ritz_converged(T: np.ndarray, b: np.ndarray, r: torch.Tensor, k: int, which
 def power_iteration(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 1, *,
                     tol: float = 1e-3, max_iter: int = 100, seed: int = 0,
                     criterion: Literal["eigenvalue", "residual"] = "eigenvalue",
-                    on_unconverged: Literal["warn", "raise", "ignore"] = "warn") -> EigResult:
+                    on_unconverged: OnUnconverged = "warn") -> EigResult:
     """PyHessian's method: power iteration with deflation against earlier eigenvectors.
 
     ``criterion="eigenvalue"`` stops, as PyHessian does, when
@@ -280,10 +236,20 @@ def _quadratic_forms(op: CurvatureOperator, G: torch.Tensor) -> torch.Tensor:
     return (G * _apply(op, G)).sum(dim=0)
 
 
+def _exact_trace(op: CurvatureOperator, block: int) -> float:
+    """sum_i e_i^T A e_i, applied to ``block`` basis vectors at a time."""
+    n, total = op.num_params, 0.0
+    for i in range(0, n, block):
+        E = torch.zeros(n, min(block, n - i), dtype=F64, device=op.device)
+        E[torch.arange(i, i + E.shape[1]), torch.arange(E.shape[1])] = 1.0
+        total += float(_quadratic_forms(op, E).sum())
+    return total
+
+
 def trace(A: CurvatureOperator | torch.Tensor | np.ndarray, method: str = "hutch++", *,
           num_matvecs: int = 100, seed: int = 0, target_rel_error: float | None = None,
           block_size: int = 16,
-          on_unconverged: Literal["warn", "raise", "ignore"] = "warn") -> TraceResult:
+          on_unconverged: OnUnconverged = "warn") -> TraceResult:
     """Trace of a symmetric operator with a standard error.
 
     * ``"hutchinson"``: mean of z^T A z over Rademacher probes z; stderr = s / sqrt(m).
@@ -301,12 +267,8 @@ def trace(A: CurvatureOperator | torch.Tensor | np.ndarray, method: str = "hutch
     n = op.num_params
     check_policy(on_unconverged)
     if method == "exact":
-        total, eye_block = 0.0, max(1, block_size)
-        for i in range(0, n, eye_block):
-            E = torch.zeros(n, min(eye_block, n - i), dtype=F64, device=op.device)
-            E[torch.arange(i, i + E.shape[1]), torch.arange(E.shape[1])] = 1.0
-            total += float(_quadratic_forms(op, E).sum())
-        return TraceResult(value=total, stderr=0.0, matvecs=n, method=method, seed=seed)
+        return TraceResult(value=_exact_trace(op, max(1, block_size)), stderr=0.0, matvecs=n,
+                           method=method, seed=seed)
     if method not in ("hutchinson", "hutch++"):
         raise ValueError(f"method must be 'hutchinson', 'hutch++' or 'exact', got {method!r}")
     min_needed = 3 if method == "hutch++" else 2
@@ -401,6 +363,18 @@ def spectrum(A: CurvatureOperator | torch.Tensor | np.ndarray, *,
     limit = require_memory(dense_memory_bytes(n, F64, copies=3), op.device, max_memory_bytes,
                            f"spectrum: the exact spectrum of an n = {n} operator (three dense "
                            f"float64 matrices)")
-    H = op.dense(max_memory_bytes=limit).to(F64)
-    H = (H + H.T) / 2
-    return torch.linalg.eigvalsh(H).cpu().numpy()
+    return symmetric_eigvalsh(op.dense(max_memory_bytes=limit)).cpu().numpy()
+
+
+def symmetric_eigvalsh(matrix: torch.Tensor) -> torch.Tensor:
+    """All eigenvalues, ascending, of the symmetric part (A + A^T) / 2 of a square matrix.
+
+    The matrix is cast to float64 first and the eigenvalues come from LAPACK's symmetric
+    solver (``torch.linalg.eigvalsh``), as a float64 tensor on the matrix's device. For a
+    matrix that is already symmetric the symmetrisation is exact (a + a = 2a, halved).
+    """
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"symmetric_eigvalsh needs a square matrix, got shape "
+                         f"{tuple(matrix.shape)}")
+    a = matrix.to(F64)
+    return torch.linalg.eigvalsh((a + a.T) / 2)

@@ -20,60 +20,38 @@ drives the Euclidean norm ||grad L(theta)||_2 of the whole-training-set loss bel
 Use float64 parameters for tolerances much below ~1e-4. At a non-smooth minimum (e.g. a
 ReLU network with samples on a kink) the gradient does not vanish and both stages end
 unconverged; the result says so.
+
+References: Nocedal & Wright, "Numerical Optimization", 2nd ed. (2006), Alg. 3.5 (strong
+Wolfe line search), 7.1 (line-search Newton-CG), 7.4 (L-BFGS two-loop recursion).
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from hessbench.convergence import check_policy, report_unconverged
+from hessbench.convergence import OnUnconverged, check_policy, report_unconverged
 from hessbench.operators import hessian
+from hessbench.problem import LossFn, flatten, trainable_parameters
+from hessbench.results import MinimizeResult
 
-__all__ = ["MinimizeResult", "minimize", "grad_norm"]
+__all__ = ["minimize", "grad_norm"]
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 _EVALS_PER_ITER = 3  # loss evaluations per L-BFGS iteration, on average over a block
 _HALVINGS = 30  # Newton step lengths tried: 1, 1/2, ..., 2^-29
 
 
-@dataclass(frozen=True)
-class MinimizeResult:
-    """Where :func:`minimize` stopped: ``loss`` and ``grad_norm`` (2-norm) at the returned
-    point; L-BFGS ``iterations``, Newton ``newton_steps`` and their Hessian-vector
-    products ``hvps``; whether ``grad_norm <= grad_tol`` (``converged``) and why it
-    stopped: "grad_tol", "max_iter" (budgets spent) or "stalled" (no step of the last
-    stage reduced the gradient norm)."""
-
-    converged: bool
-    grad_norm: float
-    loss: float
-    iterations: int
-    newton_steps: int
-    hvps: int
-    grad_tol: float
-    stopped: str
-
-
-def _trainable(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if not named:
-        raise ValueError("model has no trainable parameters (all requires_grad=False)")
-    return named
-
-
 def _loss_and_grad(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
                    targets: torch.Tensor) -> tuple[float, torch.Tensor]:
-    params = [p for _, p in _trainable(model)]
+    """L and the flat gradient over the live trainable parameters, by autograd."""
+    params = list(trainable_parameters(model).values())
     with torch.enable_grad():   # callers may sit in a no_grad region
         loss = loss_fn(model(inputs), targets)
         grads = torch.autograd.grad(loss, params)
-    return float(loss.detach()), torch.cat([g.reshape(-1) for g in grads])
+    return float(loss.detach()), flatten(grads)
 
 
 def grad_norm(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
@@ -94,7 +72,7 @@ def _lbfgs(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: tor
     ``_EVALS_PER_ITER * max_iter`` evaluations. A block that ends early restarts from
     -grad once; a second early end without a loss decrease is a stall. A block that ends
     at a non-finite loss is undone and counts as ending early."""
-    params = [p for _, p in _trainable(model)]
+    params = list(trainable_parameters(model).values())
     opt = torch.optim.LBFGS(params, lr=1.0, max_iter=check_every,
                             max_eval=_EVALS_PER_ITER * check_every, tolerance_grad=0.0,
                             tolerance_change=0.0, history_size=history_size,
@@ -165,12 +143,12 @@ def _newton_cg(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets:
                grad_tol: float, max_steps: int, cg_max_iter: int) -> tuple[int, int, bool]:
     """Stage 2: Newton-CG steps until ||g|| <= grad_tol or ``max_steps``; returns
     (steps taken, Hessian-vector products, stalled)."""
-    named = _trainable(model)
-    params = [p for _, p in named]
+    named = trainable_parameters(model)
+    params = list(named.values())
     loss, g = _loss_and_grad(model, loss_fn, inputs, targets)
     steps = hvps = 0
     while float(g.norm()) > grad_tol and steps < max_steps:
-        op = hessian(model, loss_fn, (inputs, targets), params=[n for n, _ in named])
+        op = hessian(model, loss_fn, (inputs, targets), params=list(named))
         d, used = _truncated_cg(op.matvec, g, min(0.5, math.sqrt(float(g.norm()))), cg_max_iter)
         hvps += used
         theta = parameters_to_vector(params).detach()
@@ -193,7 +171,7 @@ def _newton_cg(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets:
 def minimize(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor,
              *, grad_tol: float, max_iter: int = 1000, newton_max_steps: int = 10,
              cg_max_iter: int = 200, history_size: int = 50, check_every: int = 10,
-             on_unconverged: Literal["warn", "raise", "ignore"] = "warn") -> MinimizeResult:
+             on_unconverged: OnUnconverged = "warn") -> MinimizeResult:
     """Minimise the full-batch loss of ``model`` in place until ||grad L||_2 <= ``grad_tol``.
 
     At most ``max_iter`` L-BFGS iterations, then, if the tolerance is not met, at most
@@ -211,7 +189,7 @@ def minimize(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: t
                          f"{newton_max_steps}, {check_every}, {history_size}, {cg_max_iter}")
     if len(inputs) == 0:
         raise ValueError("empty training set: inputs has no samples")
-    _trainable(model)
+    trainable_parameters(model)
     loss, norm = grad_norm(model, loss_fn, inputs, targets)
     if not (math.isfinite(loss) and math.isfinite(norm)):
         raise FloatingPointError(f"minimize: non-finite loss {loss} or gradient norm {norm} "

@@ -30,6 +30,8 @@ Tr(H Sigma_iso) = Tr(H) Tr(Sigma) / D.
 Everything is batched over leading dimensions (independent chains) and draws
 randomness from an explicit ``torch.Generator``. Nothing here imports the
 claims engine.
+
+References: Zhu, Wu, Yu, Wu & Ma, ICML 2019, Eq. 4, Prop. 1, Eq. 13, Table 1, App. D.1.
 """
 from __future__ import annotations
 
@@ -37,13 +39,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-from torch.func import functional_call, grad, hessian, vmap
+from torch.func import grad, hessian, vmap
 
 from hessbench.utils import seeded_generator
 
 __all__ = [
-    "TABLE1_KINDS", "sgd_covariance", "per_sample_gradients", "top_k_part",
+    "TABLE1_KINDS", "sgd_covariance", "top_k_part",
     "normalise_trace", "table1_covariance", "sample_gaussian", "gld_step",
     "GLDResult", "FiniteSum", "simulate_gld", "escape_indicator", "isotropic_indicator",
     "alignment_coefficient", "ou_expected_loss_increase", "discrete_expected_loss_increase",
@@ -85,7 +86,8 @@ def sgd_covariance(per_sample_grads: torch.Tensor, batch_size: int = 1, *,
                    replacement: bool = True) -> torch.Tensor:
     """Centred SGD gradient-noise covariance from per-sample gradients.
 
-    ``per_sample_grads``: shape ``(..., N, D)``. Returns ``(..., D, D)``:
+    ``per_sample_grads``: shape ``(..., N, D)`` (for a network:
+    :meth:`hessbench.problem.Problem.per_sample_gradients`). Returns ``(..., D, D)``:
     ``(1/b) (1/N) sum_i (g_i - g)(g_i - g)^T`` (= (1/b)[(1/N) sum g_i g_i^T - g g^T]),
     times ``(N - b) / (N - 1)`` when ``replacement=False``.
     """
@@ -102,30 +104,6 @@ def sgd_covariance(per_sample_grads: torch.Tensor, batch_size: int = 1, *,
             raise ValueError("sampling without replacement needs N >= 2 samples")
         cov = cov * ((n - batch_size) / (n - 1))
     return cov
-
-
-def per_sample_gradients(model: nn.Module,
-                         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                         inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Gradients of ``loss_fn(model(x_i), y_i)`` for every sample, shape ``(N, D)``.
-
-    ``D`` counts the trainable parameters in ``model.named_parameters()`` order,
-    each flattened (the order :func:`torch.nn.utils.parameters_to_vector` uses).
-    Uses ``torch.func.vmap(grad)``; the model must not mix samples (no BatchNorm
-    in train mode).
-    """
-    if len(inputs) != len(targets):
-        raise ValueError(f"inputs and targets differ in length ({len(inputs)} vs {len(targets)})")
-    names = [n for n, p in model.named_parameters() if p.requires_grad]
-    if not names:
-        raise ValueError("model has no trainable parameters (all requires_grad=False)")
-    params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-
-    def one(p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return loss_fn(functional_call(model, p, (x.unsqueeze(0),)), y.unsqueeze(0))
-
-    grads = vmap(grad(one), in_dims=(None, 0, 0))(params, inputs, targets)
-    return torch.cat([grads[n].reshape(len(inputs), -1) for n in names], dim=1)
 
 
 def top_k_part(m: torch.Tensor, k: int) -> torch.Tensor:

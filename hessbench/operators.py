@@ -4,9 +4,8 @@ For a model f(x; theta) and a mean-reduced loss L(theta) = (1/N) sum_i l(f(x_i; 
 this module builds, with ``torch.func``:
 
 * :func:`hessian`  -- H = d^2 L / d theta^2, applied by reverse-over-reverse (``vjp`` of
-  ``grad``) or forward-over-reverse (``jvp`` of ``grad``; Pearlmutter 1994), vmapped
-  over blocks of vectors.
-* :func:`ggn`      -- Gauss-Newton G = (1/N) sum_i J_i^T (d^2 l / d f^2) J_i (Schraudolph 2002).
+  ``grad``) or forward-over-reverse (``jvp`` of ``grad``), vmapped over blocks of vectors.
+* :func:`ggn`      -- Gauss-Newton G = (1/N) sum_i J_i^T (d^2 l / d f^2) J_i.
 * :func:`fisher`   -- empirical Fisher F = (1/N) sum_i g_i g_i^T (per-sample gradients g_i).
 * :func:`gradient_covariance` -- centred gradient-noise covariance
   Sigma = (1/N) sum_i g_i g_i^T - g g^T, divided by the batch size B for SGD
@@ -15,28 +14,32 @@ this module builds, with ``torch.func``:
 ``data`` is one ``(inputs, targets)`` batch or any re-iterable of batches (a list, a
 DataLoader). Every operator is the dataset average, each batch weighted by its
 number of samples, streamed batch by batch. ``loss_fn(outputs, targets)`` must
-return the *mean* loss over the batch.
+return the *mean* loss over the batch. The (model, loss, data) plumbing is
+:class:`hessbench.problem.Problem`.
 
 The operator is evaluated at a snapshot of the parameters taken at construction;
 training the model afterwards does not change it.
+
+References: Pearlmutter, "Fast exact multiplication by the Hessian", Neural Comput. 6
+(1994); Schraudolph, "Fast curvature matrix-vector products for second-order gradient
+descent", Neural Comput. 14 (2002); Zhu, Wu, Yu, Wu & Ma, ICML 2019; Wei & Schwab,
+"How noise affects the Hessian spectrum in overparameterized neural networks" (2020).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, grad, jvp, vjp, vmap
+from torch.func import grad, jvp, vjp, vmap
 
-__all__ = ["CurvatureOperator", "hessian", "ggn", "fisher", "gradient_covariance",
-           "as_operator", "dense_memory_bytes", "require_memory"]
+from hessbench.problem import LossFn, ModePolicy, Problem
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Batch = tuple[torch.Tensor, torch.Tensor]
-ModePolicy = Literal["error", "eval", "train"]
+__all__ = ["CurvatureOperator", "OuterProductOperator", "hessian", "ggn", "fisher",
+           "gradient_covariance", "as_operator", "dense_memory_bytes", "require_memory"]
+
 # mat(V) -> A @ V for V of shape (n, m); the operator handles counting and chunking.
 MatFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -180,194 +183,13 @@ def as_operator(A: CurvatureOperator | torch.Tensor | np.ndarray) -> CurvatureOp
                              chunk_size=None)
 
 
-# --------------------------------------------------------------------------- model plumbing
-
-
-class _Problem:
-    """(model, loss_fn, data) prepared for torch.func: parameter snapshot, flattening,
-    batch iteration with dtype/device conversion, and the train/eval mode policy."""
-
-    def __init__(self, model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None,
-                 device: torch.device | str | None, params: Sequence[str] | None,
-                 mode: ModePolicy) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        named = {k: p for k, p in model.named_parameters() if p.requires_grad}
-        if params is not None:
-            unknown = sorted(set(params) - set(named))
-            if unknown:
-                raise ValueError(f"unknown or frozen parameter names {unknown}; "
-                                 f"trainable ones are {sorted(named)}")
-            named = {k: named[k] for k in params}
-        if not named:
-            raise ValueError("model has no trainable parameters (every parameter has "
-                             "requires_grad=False or none was selected); unfreeze some or "
-                             "pass params=[...] names")
-        first = next(iter(named.values()))
-        self.device = torch.device(device) if device is not None else first.device
-        self.dtype = dtype if dtype is not None else first.dtype
-        if not self.dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating-point dtype, got {self.dtype}")
-        self.model, self.loss_fn, self.mode = model, loss_fn, mode
-        self.names = list(named)
-        self.shapes = [p.shape for p in named.values()]
-        self.sizes = [p.numel() for p in named.values()]
-        self.num_params = sum(self.sizes)
-        self.params = {k: p.detach().to(self.device, self.dtype).clone() for k, p in named.items()}
-        # Frozen parameters and buffers ride along as constants, cast the same way.
-        self.const = {k: t.detach().to(self.device, self.dtype if t.is_floating_point() else None)
-                      .clone() for k, t in [*model.named_parameters(), *model.named_buffers()]
-                      if k not in named}
-        self._check_mode()
-        self.data = self._normalise_data(data)
-        self._check_first_batch()
-
-    # -- data
-    def _normalise_data(self, data):
-        if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
-            return [data]
-        if isinstance(data, torch.Tensor):
-            raise TypeError("data must be an (inputs, targets) pair or an iterable of such "
-                            "batches, got a single tensor")
-        if iter(data) is data:
-            raise TypeError("data is a one-shot iterator (e.g. a generator); operators iterate "
-                            "over the data once per product, so pass a list or a DataLoader")
-        return data
-
-    def batches(self) -> Iterable[Batch]:
-        """Yield (inputs, targets) on the operator's device; float inputs cast to its dtype."""
-        empty = True
-        for batch in self.data:
-            if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-                raise TypeError("each batch must be an (inputs, targets) pair, got "
-                                f"{type(batch).__name__}")
-            x, y = batch
-            if len(x) == 0:
-                continue
-            if len(x) != len(y):
-                raise ValueError(f"inputs and targets differ in length: {len(x)} vs {len(y)}")
-            empty = False
-            x = x.to(self.device, self.dtype if x.is_floating_point() else None)
-            y = y.to(self.device, self.dtype if y.is_floating_point() else None)
-            yield x, y
-        if empty:
-            raise ValueError("data is empty: no batch with at least one sample")
-
-    def _check_first_batch(self) -> None:
-        x, y = next(iter(self.batches()))
-        with self.mode_context():
-            loss = self.loss_fn(functional_call(self.model, {**self.params, **self.const}, (x,)), y)
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-            raise ValueError(f"loss_fn must return a scalar (the mean loss over the batch), got "
-                             f"{shape}; use reduction='mean'")
-        if not torch.isfinite(loss):
-            raise ValueError(f"loss is {loss.item()} on the first batch; check the inputs and "
-                             f"parameters for NaN/Inf")
-        for k, p in self.params.items():
-            if not torch.isfinite(p).all():
-                raise ValueError(f"parameter {k!r} contains NaN or Inf")
-
-    # -- train / eval policy
-    def _stochastic_modules(self) -> list[str]:
-        kinds = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd, nn.Dropout)
-        return [type(m).__name__ for m in self.model.modules() if isinstance(m, kinds) and m.training]
-
-    def _check_mode(self) -> None:
-        if self.mode not in ("error", "eval", "train"):
-            raise ValueError(f"mode must be 'error', 'eval' or 'train', got {self.mode!r}")
-        active = self._stochastic_modules()
-        if not active:
-            return
-        if self.mode == "error":
-            raise ValueError(
-                f"model is in train mode with {sorted(set(active))}: its loss is random (dropout) "
-                f"or batch-dependent (BatchNorm). Call model.eval() first, or pass mode='eval' "
-                f"(evaluated in eval mode, the model's mode restored after each product) or "
-                f"mode='train' (BatchNorm with batch statistics, running stats untouched)")
-        if self.mode == "train" and any("Dropout" in a for a in active):
-            raise ValueError("mode='train' with active Dropout makes the Hessian random; "
-                             "use mode='eval' or model.eval()")
-
-    @contextmanager
-    def mode_context(self):
-        """mode='eval': run in eval mode; mode='train': BatchNorm uses batch statistics
-        without updating running stats (``track_running_stats`` off). Each module's
-        flags are restored afterwards."""
-        if self.mode == "error":
-            yield
-            return
-        flags = [(m, m.training, getattr(m, "track_running_stats", None))
-                 for m in self.model.modules()]
-        if self.mode == "eval":
-            self.model.eval()
-        else:
-            for m in self.model.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.track_running_stats = False
-        try:
-            yield
-        finally:
-            for m, training, tracking in flags:
-                m.train(training)
-                if tracking is not None:
-                    m.track_running_stats = tracking
-
-    # -- flattening
-    def unflatten(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Split a flat (n,) vector (or (n, m) block, columns -> leading dim) into a dict."""
-        parts = torch.split(v, self.sizes, dim=0)
-        if v.ndim == 1:
-            return {k: t.view(s) for k, t, s in zip(self.names, parts, self.shapes)}
-        m = v.shape[1]
-        return {k: t.T.reshape(m, *s) for k, t, s in zip(self.names, parts, self.shapes)}
-
-    def flatten(self, tree: dict[str, torch.Tensor], batched: bool = False) -> torch.Tensor:
-        if batched:
-            return torch.cat([tree[k].reshape(tree[k].shape[0], -1) for k in self.names], 1).T
-        return torch.cat([tree[k].reshape(-1) for k in self.names])
-
-    def flat_params(self) -> torch.Tensor:
-        return self.flatten(self.params)
-
-    # -- functional pieces
-    def outputs(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.model, {**p, **self.const}, (x,))
-
-    def loss(self, p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(self.outputs(p, x), y)
-
-    def dataset_average(self, per_batch: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-                        ) -> torch.Tensor:
-        """sum_b n_b * per_batch(x_b, y_b) / sum_b n_b, streamed (weighted by samples)."""
-        total, count = None, 0
-        with self.mode_context():
-            for x, y in self.batches():
-                val = per_batch(x, y) * len(x)
-                total = val if total is None else total + val
-                count += len(x)
-        return total / count
-
-    def per_sample_grads(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """(b, n) per-sample gradients of l(f(x_i), y_i) by vmap(grad)."""
-        def one(p, xi, yi):
-            return self.loss(p, xi.unsqueeze(0), yi.unsqueeze(0))
-
-        g = vmap(grad(one), in_dims=(None, 0, 0))(self.params, x, y)
-        return self.flatten(g, batched=True).T
-
-
-def _block_apply(prob: _Problem, one: Callable[[dict], dict], V: torch.Tensor) -> torch.Tensor:
+def _block_apply(prob: Problem, one: Callable[[dict], dict], V: torch.Tensor) -> torch.Tensor:
     """Apply a per-vector map to the columns of V: vmapped for a block; called directly
     for a single column, where vmap only adds overhead (forward-over-reverse on ResNet-18:
     4.0x -> 3.2x a gradient, median of 5, torch 2.14 CPU, 1 thread)."""
     if V.shape[1] == 1:
         return prob.flatten(one(prob.unflatten(V[:, 0])))[:, None]
     return prob.flatten(vmap(one)(prob.unflatten(V)), batched=True)
-
-
-def _problem(model, loss_fn, data, dtype, device, params, mode) -> _Problem:
-    return _Problem(model, loss_fn, data, dtype=dtype, device=device, params=params, mode=mode)
 
 
 def hessian(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None = None,
@@ -398,11 +220,10 @@ def hessian(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | Non
     """
     if hvp not in ("reverse", "forward"):
         raise ValueError(f"hvp must be 'reverse' or 'forward', got {hvp!r}")
-    prob = _problem(model, loss_fn, data, dtype, device, params, mode)
-    single = isinstance(prob.data, (list, tuple)) and len(prob.data) == 1
+    prob = Problem(model, loss_fn, data, dtype=dtype, device=device, params=params, mode=mode)
     if keep_graph is None:
-        keep_graph = hvp == "reverse" and single
-    elif keep_graph and not (hvp == "reverse" and single):
+        keep_graph = hvp == "reverse" and prob.single_batch
+    elif keep_graph and not (hvp == "reverse" and prob.single_batch):
         raise ValueError("keep_graph=True needs hvp='reverse' and data given as one in-memory "
                          "batch (a tuple or a one-element list); with several batches the "
                          "graph is rebuilt per batch, so pass keep_graph=None or False")
@@ -448,7 +269,7 @@ def ggn(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None = 
         mode: ModePolicy = "error", chunk_size: int | None = 32) -> CurvatureOperator:
     """Generalised Gauss-Newton G = J^T H_out J, the Hessian minus the term that carries
     the network's second derivatives; positive semi-definite for convex losses."""
-    prob = _problem(model, loss_fn, data, dtype, device, params, mode)
+    prob = Problem(model, loss_fn, data, dtype=dtype, device=device, params=params, mode=mode)
 
     def per_batch(V: torch.Tensor):
         def block(x, y):
@@ -468,37 +289,52 @@ def ggn(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None = 
                              name="ggn", chunk_size=chunk_size)
 
 
-def _outer_product_operator(prob: _Problem, name: str, centre: bool, scale: float,
-                            chunk_size: int | None) -> CurvatureOperator:
-    """(scale) * [(1/N) sum_i g_i g_i^T - c g g^T] with c = 1 when ``centre``."""
-    mean_grad = prob.dataset_average(lambda x, y: prob.per_sample_grads(x, y).mean(0)) if centre \
-        else None
+class OuterProductOperator(CurvatureOperator):
+    """s [(1/N) sum_i g_i g_i^T - c g g^T] from the per-sample gradients g_i of a
+    :class:`~hessbench.problem.Problem`, c = 1 when centred, else 0, s = ``scale``.
 
-    def per_batch(V: torch.Tensor):
-        second = prob.dataset_average(lambda x, y: (lambda G: G.T @ (G @ V) / len(x))(
-            prob.per_sample_grads(x, y)))
-        if mean_grad is not None:
-            second = second - torch.outer(mean_grad, mean_grad @ V)
-        return scale * second
+    Each product streams the batches: A V = s [sum_b G_b^T (G_b V) / N - c g (g^T V)],
+    G_b the (n_b, n) per-sample gradients of batch b.
 
-    op = CurvatureOperator(per_batch, prob.num_params, prob.dtype, prob.device, name=name,
-                           chunk_size=chunk_size)
-    op.mean_gradient = mean_grad
-    return op
+    Attributes: those of :class:`CurvatureOperator`, and ``mean_gradient``, the full-batch
+    gradient g = (1/N) sum_i g_i (shape (n,)) of a centred operator, None otherwise.
+    """
+
+    mean_gradient: torch.Tensor | None
+
+    def __init__(self, prob: Problem, *, name: str, centre: bool, scale: float,
+                 chunk_size: int | None) -> None:
+        mean_grad = prob.dataset_average(
+            lambda x, y: prob.per_sample_gradients(x, y).mean(0)) if centre else None
+
+        def second_moment(V: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            G = prob.per_sample_gradients(x, y)
+            return G.T @ (G @ V) / len(x)
+
+        def product(V: torch.Tensor) -> torch.Tensor:
+            second = prob.dataset_average(lambda x, y: second_moment(V, x, y))
+            if mean_grad is not None:
+                second = second - torch.outer(mean_grad, mean_grad @ V)
+            return scale * second
+
+        super().__init__(product, prob.num_params, prob.dtype, prob.device, name=name,
+                         chunk_size=chunk_size)
+        self.mean_gradient = mean_grad
 
 
 def fisher(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None = None,
            device: torch.device | str | None = None, params: Sequence[str] | None = None,
-           mode: ModePolicy = "error", chunk_size: int | None = None) -> CurvatureOperator:
+           mode: ModePolicy = "error", chunk_size: int | None = None) -> OuterProductOperator:
     """Empirical Fisher F = (1/N) sum_i g_i g_i^T from per-sample gradients (uncentred)."""
-    prob = _problem(model, loss_fn, data, dtype, device, params, mode)
-    return _outer_product_operator(prob, "fisher", centre=False, scale=1.0, chunk_size=chunk_size)
+    prob = Problem(model, loss_fn, data, dtype=dtype, device=device, params=params, mode=mode)
+    return OuterProductOperator(prob, name="fisher", centre=False, scale=1.0,
+                                chunk_size=chunk_size)
 
 
 def gradient_covariance(model: nn.Module, loss_fn: LossFn, data, *, batch_size: int = 1,
                         dtype: torch.dtype | None = None, device: torch.device | str | None = None,
                         params: Sequence[str] | None = None, mode: ModePolicy = "error",
-                        chunk_size: int | None = None) -> CurvatureOperator:
+                        chunk_size: int | None = None) -> OuterProductOperator:
     """Covariance of the minibatch gradient noise, Sigma = [(1/N) sum g_i g_i^T - g g^T] / B.
 
     ``batch_size=1`` gives the per-sample covariance; B > 1 the covariance of a
@@ -507,6 +343,6 @@ def gradient_covariance(model: nn.Module, loss_fn: LossFn, data, *, batch_size: 
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    prob = _problem(model, loss_fn, data, dtype, device, params, mode)
-    return _outer_product_operator(prob, "gradient_covariance", centre=True,
-                                   scale=1.0 / batch_size, chunk_size=chunk_size)
+    prob = Problem(model, loss_fn, data, dtype=dtype, device=device, params=params, mode=mode)
+    return OuterProductOperator(prob, name="gradient_covariance", centre=True,
+                                scale=1.0 / batch_size, chunk_size=chunk_size)

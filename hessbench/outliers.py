@@ -37,6 +37,10 @@ Ties go to the smallest count. ``gap`` and ``ratio`` are invariant under
 permutation of the input and positive scaling of the spectrum; ``elbow`` too (the
 log shift cancels in the normalisation); ``ratio`` and ``elbow`` are the natural
 choices when outliers spread over orders of magnitude, ``gap`` undercounts then.
+
+References: Sagun, Evci, Guney, Dauphin & Bottou, "Empirical Analysis of the Hessian of
+Over-Parametrized Neural Networks" (2018), §3.1, App. A; Satopaa, Albrecht, Irwin &
+Raghavan, "Finding a 'Kneedle' in a Haystack", ICDCS Workshops 2011.
 """
 from __future__ import annotations
 

@@ -24,6 +24,10 @@ Convention: hessbench's D is the Jacobian of T_alpha; the slides' "D_alpha" in
 diag(alpha^-1 I, alpha I)). ``rescaled_hessian`` applies the law;
 ``count_eigenvalues_above`` counts the eigenvalues of a rescaled Hessian above a threshold
 without losing the small ones to its extreme scaling (Dinh et al.'s K-layer theorem).
+
+References: Dinh, Pascanu, Bengio & Bengio, "Sharp Minima Can Generalize For Deep Nets",
+ICML 2017, §4 (non-negative homogeneity, the K-layer eigenvalue theorem); Sylvester's law
+of inertia (Golub & Van Loan, "Matrix Computations", 4th ed., §8.1).
 """
 from __future__ import annotations
 

@@ -6,27 +6,16 @@ replacement within an epoch from a private generator.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
+from hessbench.problem import Batch, LossFn, trainable_parameters
+from hessbench.results import TrainResult
 from hessbench.utils import seeded_generator
 
-__all__ = ["TrainResult", "train", "full_loss"]
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """Training record: full-batch loss every ``eval_every`` steps, and why it stopped."""
-
-    steps: int
-    losses: list[float] = field(repr=False)
-    final_loss: float
-    stopped: str  # "max_steps" | "plateau" | "target_loss"
+__all__ = ["train", "full_loss"]
 
 
 @torch.no_grad()
@@ -53,23 +42,13 @@ def train(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torc
         raise ValueError("empty training set: inputs has no samples")
     if batch_size is not None and not 1 <= batch_size <= n:
         raise ValueError(f"batch_size must be in [1, {n}] or None for GD, got {batch_size}")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("model has no trainable parameters (all requires_grad=False)")
-    gen = seeded_generator(seed, device=inputs.device)
+    params = list(trainable_parameters(model).values())
+    draws = _minibatches(inputs, targets, batch_size, seeded_generator(seed, device=inputs.device))
     losses = [full_loss(model, loss_fn, inputs, targets)]
-    order, cursor = None, n
     stopped = "max_steps"
     step = 0
     for step in range(1, steps + 1):
-        if batch_size is None:
-            xb, yb = inputs, targets
-        else:
-            if cursor + batch_size > n:
-                order, cursor = torch.randperm(n, generator=gen, device=inputs.device), 0
-            idx = order[cursor:cursor + batch_size]
-            cursor += batch_size
-            xb, yb = inputs[idx], targets[idx]
+        xb, yb = next(draws)
         loss = loss_fn(model(xb), yb)
         grads = torch.autograd.grad(loss, params)
         with torch.no_grad():
@@ -80,11 +59,36 @@ def train(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torc
             if not torch.isfinite(torch.tensor(losses[-1])):
                 raise FloatingPointError(f"training diverged at step {step} (loss {losses[-1]}); "
                                          f"lower the learning rate (lr={lr})")
-            if target_loss is not None and losses[-1] < target_loss:
-                stopped = "target_loss"
-                break
-            if (plateau_rtol is not None and len(losses) > patience
-                    and losses[-patience - 1] - losses[-1] < plateau_rtol * abs(losses[-patience - 1])):
-                stopped = "plateau"
+            stopped = _stop_reason(losses, target_loss, plateau_rtol, patience)
+            if stopped != "max_steps":
                 break
     return TrainResult(steps=step, losses=losses, final_loss=losses[-1], stopped=stopped)
+
+
+def _minibatches(inputs: torch.Tensor, targets: torch.Tensor, batch_size: int | None,
+                 gen: torch.Generator) -> Iterator[Batch]:
+    """The whole set forever (GD), or batches of ``batch_size`` drawn without replacement
+    within an epoch, a fresh permutation from ``gen`` whenever the epoch cannot fill one."""
+    n = len(inputs)
+    order, cursor = None, n
+    while True:
+        if batch_size is None:
+            yield inputs, targets
+            continue
+        if cursor + batch_size > n:
+            order, cursor = torch.randperm(n, generator=gen, device=inputs.device), 0
+        idx = order[cursor:cursor + batch_size]
+        cursor += batch_size
+        yield inputs[idx], targets[idx]
+
+
+def _stop_reason(losses: list[float], target_loss: float | None, plateau_rtol: float | None,
+                 patience: int) -> str:
+    """"target_loss" below the target, "plateau" when the loss improved by less than
+    ``plateau_rtol`` (relative) over the last ``patience`` evaluations, else "max_steps"."""
+    if target_loss is not None and losses[-1] < target_loss:
+        return "target_loss"
+    if (plateau_rtol is not None and len(losses) > patience
+            and losses[-patience - 1] - losses[-1] < plateau_rtol * abs(losses[-patience - 1])):
+        return "plateau"
+    return "max_steps"

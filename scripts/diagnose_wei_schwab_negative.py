@@ -1,4 +1,4 @@
-"""Diagnostics (not the verdict) for the wei-schwab-negative-eigenvalues protocol (issue 6).
+"""Diagnostics (not the verdict) for the wei-schwab-negative-eigenvalues protocol.
 
 Reproduces the experiment's GD minimum and SGD trajectories (same seeds, same eval
 spacing) and measures, per (batch size, lr) pair:
@@ -16,7 +16,7 @@ and, for the GD minimum theta_0: the gradient norm, and the loss decrease of GD 
 from theta_0 for the same SGD time (is theta_0 a minimum on the scale of the SGD losses?).
 
 Usage: OMP_NUM_THREADS=1 .venv/bin/python scripts/diagnose_wei_schwab_negative.py [--profile smoke]
-The numbers recorded in the claim file after run 1 (protocol 1, SGD time 100):
+The diagnostics in the claim file's history (SGD time 100) come from
   ... --equilibration-time 100 --snapshots 4 --snapshot-pairs 0,1,5,7
 """
 from __future__ import annotations
@@ -31,9 +31,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from hessbench import stats
 from hessbench.claims.spec import load_claim
 from hessbench.data import digits
 from hessbench.experiments import wei_schwab_negative as wsn
+from hessbench.experiments.registry import with_defaults
+from hessbench.minimize import grad_norm
 from hessbench.models import mlp
 from hessbench.training import full_loss, train
 
@@ -54,7 +57,8 @@ def main() -> None:
     p = dict(claim.setup(args.profile).params)
     if args.equilibration_time is not None:
         p["equilibration_time"] = args.equilibration_time
-    p = wsn._check_params(p)
+    p = with_defaults("wei_schwab_negative", wsn.DEFAULTS, p)
+    wsn._check_params(p)
     dtype, seed = torch.float64, args.seed
     inputs, targets = digits(int(p["num_samples"]), seed=seed, dtype=dtype)
     model = mlp(wsn.IN_DIM, [int(p["hidden"])], wsn.NUM_CLASSES, seed=seed, dtype=dtype)
@@ -63,7 +67,7 @@ def main() -> None:
     gd = train(model, loss_fn, inputs, targets, lr=float(p["gd_lr"]), steps=int(p["gd_steps"]),
                eval_every=max(1, int(p["gd_steps"]) // 10))
     out: dict = {"gd_final_loss": gd.final_loss,
-                 "gd_grad_norm": wsn._grad_norm(model, loss_fn, inputs, targets)}
+                 "gd_grad_norm": grad_norm(model, loss_fn, inputs, targets)[1]}
     t_eq, gd_lr = float(p["equilibration_time"]), float(p["gd_lr"])
     gd_floor = train(copy.deepcopy(model), loss_fn, inputs, targets, lr=gd_lr,
                      steps=wsn.equilibration_steps(args.extend, gd_lr),
@@ -92,7 +96,7 @@ def main() -> None:
         m2, se2 = float(window[half:].mean()), wsn.batch_means_se(window[half:])
         times = lr * every * (np.arange(len(evals)) + 1)
         tw = times[-window.size:]
-        slope = float(np.polyfit(tw, window, 1)[0])
+        slope = stats.linear_fit(tw, window, min_points=2).slope
         mean = float(window.mean())
         sd = float(window.std(ddof=1))
         end = full_loss(sgd_model, loss_fn, inputs, targets) - gd.final_loss

@@ -1,7 +1,7 @@
 """Run one claim at a profile for chosen seeds only, and print its verdicts and metrics.
 
-Evidence runs for issue notes (e.g. one seed of a `paper` profile on a CPU); not a
-replacement for `pytest claims`, which always runs the declared seeds.
+Evidence runs for a claim file's history (e.g. one seed of a `paper` profile on a CPU);
+not a replacement for `pytest claims`, which always runs the declared seeds.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/run_claim_seeds.py CLAIM_ID PROFILE SEED [SEED ...]
 """

@@ -1,18 +1,23 @@
 """Deterministic figures (``track_*``) and same-run time ratios, from the functions the
-CI gate uses (:mod:`hessbench.bench_gate`), so asv's history and the gate agree.
+CI gate uses (:mod:`hessbench.bench.measure`, specified in :mod:`hessbench.bench.specs`),
+so asv's history and the gate agree. Both cover hessbench and PyHessian at once, so they
+take no ``impl`` parameter.
 
 ``Figures`` needs the dense float64 Hessian of the MLP and the Hutch++ scan (minutes on
 a CPU), computed once in ``setup_cache``; ``Ratios`` times each ratio interleaved in one
 process."""
 from __future__ import annotations
 
-from hessbench.bench_gate import RATIO, TRACK, measure_ratios, measure_track
+from collections.abc import Callable
 
-from ._device import bench_device
+from hessbench.bench.measure import measure_ratios, measure_track
+from hessbench.bench.specs import RATIO, TRACK
+
+from ._common import bench_device
 
 
-def _figure(key: str, unit: str):
-    def track(self, figures: dict[str, float]) -> float:
+def _figure(key: str, unit: str) -> Callable[[object, dict[str, float]], float]:
+    def track(self: object, figures: dict[str, float]) -> float:
         return figures[key]
 
     track.unit = unit
@@ -34,7 +39,8 @@ for _key, _spec in TRACK.items():
 
 
 class Ratios:
-    """hessbench time / reference time, median of interleaved repeats in one process."""
+    """hessbench time / reference time: the ratio of the fastest of 7 samples per side,
+    taken interleaved in one process."""
 
     timeout = 1800
 

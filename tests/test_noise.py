@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hessbench import noise
+from hessbench.problem import Problem
 from hessbench.utils import seeded_generator
 
 F64 = torch.float64
@@ -75,24 +76,6 @@ def test_sgd_covariance_bad_input():
         noise.sgd_covariance(g[:1], 1, replacement=False)
 
 
-def test_per_sample_gradients_match_autograd_loop():
-    torch.manual_seed(0)  # parameter init only; not part of any result
-    model = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
-    model = model.double()
-    model[0].bias.requires_grad_(False)
-    x = torch.randn(7, 3, generator=seeded_generator(1), dtype=F64)
-    y = torch.randint(0, 2, (7,), generator=seeded_generator(2))
-    loss_fn = torch.nn.functional.cross_entropy
-    got = noise.per_sample_gradients(model, loss_fn, x, y)
-    params = [p for p in model.parameters() if p.requires_grad]
-    ref = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(
-        loss_fn(model(x[i:i + 1]), y[i:i + 1]), params)]) for i in range(7)])
-    assert got.shape == (7, sum(p.numel() for p in params))
-    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
-    with pytest.raises(ValueError, match="differ in length"):
-        noise.per_sample_gradients(model, loss_fn, x, y[:3])
-
-
 def test_sgd_covariance_matches_core_gradient_covariance_operator():
     import hessbench as hb
 
@@ -102,7 +85,7 @@ def test_sgd_covariance_matches_core_gradient_covariance_operator():
     x = torch.randn(25, 3, generator=seeded_generator(1), dtype=F64)
     y = torch.randint(0, 3, (25,), generator=seeded_generator(2))
     loss_fn = torch.nn.functional.cross_entropy
-    mine = noise.sgd_covariance(noise.per_sample_gradients(model, loss_fn, x, y), 5)
+    mine = noise.sgd_covariance(Problem(model, loss_fn, (x, y)).per_sample_gradients(x, y), 5)
     core = hb.gradient_covariance(model, loss_fn, (x, y), batch_size=5).dense()
     torch.testing.assert_close(mine, core, rtol=1e-10, atol=1e-13)
 

@@ -112,7 +112,9 @@ def test_unknown_method():
 
 # ---- properties -----------------------------------------------------------------------
 
-finite = st.floats(-10.0, 10.0, allow_nan=False, allow_infinity=False)
+# no subnormals: scaling one by 0.5 can round it to 0 (5e-324 * 0.5 == 0.0), which changes
+# the positive count; the counters are scale invariant in exact arithmetic only
+finite = st.floats(-10.0, 10.0, allow_nan=False, allow_infinity=False, allow_subnormal=False)
 spectra = st.lists(finite, min_size=4, max_size=40).filter(lambda v: sum(x > 0 for x in v) >= 2)
 
 

@@ -1,7 +1,7 @@
 """T_alpha (ReLU rescaling) and its Jacobian D, against float64 autograd references.
 
 Tolerances: invariance relative 1e-12 and the Hessian law relative Frobenius 1e-9 in
-float64 (the issue's numbers); both are ~1e3-1e6 x the float64 unit roundoff.
+float64; both are ~1e3-1e6 x the float64 unit roundoff.
 """
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
-from torch.func import functional_call
 
 from hessbench.models import mlp
 from hessbench.symmetries import (count_eigenvalues_above, layer_alphas, layer_sizes,
                                   linear_layers, parameter_scales, rescale, rescaled_hessian)
 from hessbench.utils import seeded_generator
+from tests.reference import flat_loss, flat_params, rel_err
 
 
 def _data(n: int = 12, d: int = 5, k: int = 3, seed: int = 0):
@@ -26,32 +26,14 @@ def _data(n: int = 12, d: int = 5, k: int = 3, seed: int = 0):
             torch.randint(0, k, (n,), generator=gen))
 
 
-def _flat(model: nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-
-
-def _loss_of_flat(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
-    names = [n for n, _ in model.named_parameters()]
-    shapes = [p.shape for p in model.parameters()]
-
-    def loss(theta: torch.Tensor) -> torch.Tensor:
-        parts = torch.split(theta, [math.prod(s) for s in shapes])
-        params = {n: t.reshape(s) for n, t, s in zip(names, parts, shapes)}
-        return nn.functional.cross_entropy(functional_call(model, params, (x,)), y)
-
-    return loss
-
-
 def _hessian(model: nn.Module, x, y) -> torch.Tensor:
-    return torch.func.hessian(_loss_of_flat(model, x, y))(_flat(model))
+    return torch.func.hessian(flat_loss(model, nn.functional.cross_entropy, x, y))(
+        flat_params(model))
 
 
 def _grad(model: nn.Module, x, y) -> torch.Tensor:
-    return torch.func.grad(_loss_of_flat(model, x, y))(_flat(model))
-
-
-def _rel_fro(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
+    return torch.func.grad(flat_loss(model, nn.functional.cross_entropy, x, y))(
+        flat_params(model))
 
 
 log_alphas = st.lists(st.floats(-3.0, 3.0), min_size=1, max_size=3)
@@ -79,7 +61,7 @@ def test_scales_are_the_jacobian_of_the_rescaling(logs, seed):
     model = mlp(5, [4] * len(logs), 3, seed=seed, dtype=torch.float64)
     alphas = _alphas_from_logs(logs)
     d = parameter_scales(model, alphas)
-    torch.testing.assert_close(_flat(rescale(model, alphas)), d * _flat(model),
+    torch.testing.assert_close(flat_params(rescale(model, alphas)), d * flat_params(model),
                                rtol=1e-15, atol=0.0)
 
 
@@ -101,18 +83,18 @@ def test_hessian_transform_law_dense_float64(hidden, bias, alpha):
     alphas = layer_alphas(k, alpha, scaled=list(range(k - 1)), compensate=k - 1)
     d = parameter_scales(model, alphas)
     h, h_r = _hessian(model, x, y), _hessian(rescale(model, alphas), x, y)
-    assert _rel_fro(h_r, rescaled_hessian(h, d)) <= 1e-9
+    assert rel_err(h_r, rescaled_hessian(h, d)) <= 1e-9
     # the other convention, D H D, is wrong (so this test can fail)
-    assert _rel_fro(h_r, d[:, None] * h * d[None, :]) > 1e-2
+    assert rel_err(h_r, d[:, None] * h * d[None, :]) > 1e-2
     torch.testing.assert_close(_grad(rescale(model, alphas), x, y), _grad(model, x, y) / d,
                                rtol=1e-10, atol=1e-14)
 
 
 def test_rescale_leaves_the_original_untouched():
     model = mlp(3, [4], 2, dtype=torch.float64)
-    before = _flat(model).clone()
+    before = flat_params(model).clone()
     rescale(model, [10.0, 0.1])
-    assert torch.equal(_flat(model), before)
+    assert torch.equal(flat_params(model), before)
 
 
 def test_layer_alphas_schemes():

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from hessbench.claims import stats
+from hessbench import stats
 from hessbench.claims.errors import ClaimSpecError, EvaluationError
+from hessbench.claims.status import Status
 
 __all__ = ["Check", "Verdict", "Relation", "RELATIONS", "Expectation", "parse_expectation",
            "evaluate", "fmt"]
@@ -72,10 +73,12 @@ class Verdict:
     details: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
+        """The verdict as plain data (``report.json``); ``verdict`` is ``"pass"`` or ``"fail"``."""
         return {"name": self.name, "relation": self.relation, "metrics": list(self.metrics),
                 "measured": self.measured, "expected": self.expected,
-                "verdict": "pass" if self.passed else "fail", "message": self.message,
-                "reason": self.reason, "over_seeds": self.over_seeds, "details": self.details}
+                "verdict": (Status.PASS if self.passed else Status.FAIL).value,
+                "message": self.message, "reason": self.reason, "over_seeds": self.over_seeds,
+                "details": self.details}
 
 
 # ----------------------------------------------------------------------------- fields
@@ -367,6 +370,8 @@ class Expectation:
 
     @property
     def metric_names(self) -> list[str]:
+        """The metric names the expectation reads (numbers and ``"{param}"`` placeholders
+        in its metric and count fields are no metrics)."""
         rel = RELATIONS[self.relation]
         names: list[str] = []
         for key in (*rel.metric_fields, *COUNT_FIELDS):
@@ -379,11 +384,13 @@ class Expectation:
 
     @property
     def placeholders(self) -> set[str]:
+        """The param names of the ``"{name}"`` fields."""
         return {m.group(1) for v in self.fields.values() if isinstance(v, str)
                 for m in [PLACEHOLDER.match(v)] if m}
 
     @property
     def over_seeds_label(self) -> str:
+        """``over_seeds`` as written in reports: ``all``, ``mean`` or ``min_fraction=f``."""
         if isinstance(self.over_seeds, float):
             return f"min_fraction={fmt(self.over_seeds)}"
         return self.over_seeds

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from hessbench.claims.discovery import is_claim_file
+from hessbench.claims.status import Status, summary_line
 
 if TYPE_CHECKING:
     from hessbench.claims.runner import ClaimSession, ItemResult
@@ -64,6 +65,7 @@ def _state(config: pytest.Config) -> _State:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--device``, ``--profile`` and ``--claims-out``."""
     group = parser.getgroup("hessbench", "hessbench claims (pytest claims)")
     group.addoption("--device", dest="hessbench_device", choices=("auto", "cpu", "cuda"),
                     default="auto", help="device for claim experiments; auto = cuda when "
@@ -77,11 +79,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``claim``, ``gpu`` and ``slow`` markers."""
     for line in MARKERS:
         config.addinivalue_line("markers", line)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """A :class:`ClaimFile` for a claim file outside the rootdir's ``tests/`` folders."""
     if not is_claim_file(file_path):
         return None
     try:
@@ -141,9 +145,9 @@ class ClaimItem(pytest.Item):
 
     def runtest(self) -> None:
         assert self.result is not None
-        if self.result.status in ("fail", "xpass"):
+        if self.result.status in (Status.FAIL, Status.XPASS):
             raise ClaimFailed(self.result)
-        if self.result.status == "xfail":
+        if self.result.status == Status.XFAIL:
             pytest.xfail(f"known failure at profile {self.claim_setup.profile}: "
                          f"{self.claim_setup.known_failure}")
 
@@ -163,7 +167,7 @@ def failure_text(result: ItemResult, width: int) -> str:
     from hessbench.claims.table import expectation_table, to_text
 
     c, s = result.claim, result.setup
-    if result.status == "xpass":
+    if result.status == Status.XPASS:
         return (f"claim {result.item_id} PASSED but profile {s.profile} declares it a known "
                 f"failure ({s.known_failure!r}); it replicates now: remove `known_failure` "
                 f"from {c.path.name}")
@@ -188,6 +192,7 @@ def _only_claims_dirs(config: pytest.Config) -> bool:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write the report of the items run; exit 0 instead of 5 for empty claims folders."""
     state = _state(session.config)
     if (exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and state.files == 0
             and _only_claims_dirs(session.config)):
@@ -202,6 +207,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
                             config: pytest.Config) -> None:
+    """The summary table, the summary line and the report's path."""
     state = _state(config)
     if state.files == 0 and _only_claims_dirs(config):
         terminalreporter.write_line("hessbench: no claim files (claims/<id>.toml) found; "
@@ -216,9 +222,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
                                     f"device {ses.device})")
     items = [r.to_dict() for r in ses.results]
     terminalreporter.write_line(to_text(summary_table(items), _table_width(config)))
-    counts = ses.summary
-    terminalreporter.write_line(f"{len(items)} claim items: {counts['pass']} pass, "
-                                f"{counts['fail']} fail, {counts['error']} error, "
-                                f"{counts['xfail']} known failure")
+    terminalreporter.write_line(summary_line(ses.summary, len(items)))
     if state.out_dir is not None:
         terminalreporter.write_line(f"report: {state.out_dir / 'report.md'}")

@@ -1,5 +1,11 @@
 """Run reports: ``report.json`` (versioned schema), ``report.md`` and one PNG per claim.
 
+The report is built from plain data: the run's metadata, one dict per claim
+(:meth:`Claim.to_dict <hessbench.claims.spec.Claim.to_dict>`) and one dict per item
+(:meth:`ItemResult.to_dict <hessbench.claims.runner.ItemResult.to_dict>`); the run
+session (:class:`~hessbench.claims.runner.ClaimSession`) collects them and calls
+:func:`write_report`.
+
 Every file is written atomically (temporary file in the same directory, then
 ``os.replace``), so an interrupted run never leaves a truncated report. A figure
 function that raises is recorded in the report (``claims[].figure.error``) and
@@ -8,11 +14,13 @@ does not stop the report from being written.
 Schema (``schema_version`` 1): ``schema``, ``schema_version``, ``started``,
 ``finished``, ``interrupted``, ``profile``, ``device``, ``requested_device``,
 ``environment`` (python, platform, torch, numpy, scipy, hessbench, git commit and
-dirty flag, cpu count, torch threads, device name), ``summary`` (items, pass,
-fail, error, seconds), ``claims`` (id, title, statement, source, experiment, file,
-seeds, gpu, status, items, figure {path, error}) and ``items`` (per grid point:
-params, seeds, status, seconds, device, error traceback, every seed's metrics and
-figure data, every verdict). Non-finite floats are written as the strings
+dirty flag, cpu count, torch threads, device name, argv), ``summary`` (items, pass,
+fail, error, xfail, xpass, seconds), ``claims`` (id, title, statement, source,
+experiment, file, seeds, gpu, status, known failure, seconds, items, expectations
+with reasons, figure {path, error}) and ``items`` (per grid point: params, seeds,
+status, seconds, device, error traceback, every seed's metrics and figure data,
+every verdict). Statuses are the values of :class:`~hessbench.claims.status.Status`.
+Non-finite floats are written as the strings
 ``"nan"``, ``"inf"``, ``"-inf"`` (JSON has no such numbers).
 """
 from __future__ import annotations
@@ -28,13 +36,14 @@ import tempfile
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-if TYPE_CHECKING:
-    from hessbench.claims.runner import ClaimSession
+from hessbench.claims.status import Status, count_statuses, summary_line
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "write_report", "build_report", "render_markdown",
-           "load_report", "atomic_write_bytes", "atomic_write_text", "environment"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "write_report", "build_report", "render_figures",
+           "render_markdown", "load_report", "atomic_write_bytes", "atomic_write_text",
+           "environment"]
 
 SCHEMA = "hessbench.claims.report"
 SCHEMA_VERSION = 1
@@ -59,6 +68,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write_bytes` of ``text`` encoded as UTF-8."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
@@ -110,8 +120,11 @@ def environment(device: Any, root: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- figures
-def render_figures(session: ClaimSession, out_dir: Path) -> dict[str, dict[str, Any]]:
-    """One PNG per claim from the experiment's figure function; errors are recorded."""
+def render_figures(claims: Sequence[Mapping[str, Any]], items: Sequence[Mapping[str, Any]],
+                   out_dir: Path) -> dict[str, dict[str, Any]]:
+    """One PNG per claim from its experiment's figure function, given every record of the
+    claim's items; by claim id, ``{"path", "error"}`` (plus ``"note"`` when there is no
+    figure to draw). A figure function that raises is recorded, not raised."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never opens a window
@@ -119,14 +132,15 @@ def render_figures(session: ClaimSession, out_dir: Path) -> dict[str, dict[str, 
     from hessbench.experiments.registry import get_experiment
 
     out: dict[str, dict[str, Any]] = {}
-    for claim_id, claim in session.claims.items():
-        records = [{"point": r.point.id, "params": r.point.params, "seed": rec.seed,
-                    "metrics": rec.metrics, "figure_data": rec.figure_data}
-                   for r in session.results if r.claim.id == claim_id for rec in r.records]
-        figure_fn = get_experiment(claim.experiment).figure
+    for claim in claims:
+        claim_id = claim["id"]
+        records = [{"point": it["point"], "params": it["params"], "seed": rec["seed"],
+                    "metrics": rec["metrics"], "figure_data": rec["figure_data"]}
+                   for it in items if it["claim"] == claim_id for rec in it["records"]]
+        figure_fn = get_experiment(claim["experiment"]).figure
         if figure_fn is None:
             out[claim_id] = {"path": None, "error": None,
-                             "note": f"experiment {claim.experiment!r} registers no figure"}
+                             "note": f"experiment {claim['experiment']!r} registers no figure"}
             continue
         if not records:
             out[claim_id] = {"path": None, "error": None, "note": "no measurements to plot"}
@@ -145,48 +159,55 @@ def render_figures(session: ClaimSession, out_dir: Path) -> dict[str, dict[str, 
 
 
 # ----------------------------------------------------------------------------- report
-def build_report(session: ClaimSession, figures: dict[str, dict[str, Any]],
+#: A claim's status: the first of these among its items' statuses, else pass.
+_CLAIM_STATUS_ORDER = (Status.ERROR, Status.FAIL, Status.XPASS, Status.XFAIL)
+
+
+def _claim_entry(claim: Mapping[str, Any], items: Sequence[Mapping[str, Any]],
+                 figure: dict[str, Any]) -> dict[str, Any]:
+    mine = [it for it in items if it["claim"] == claim["id"]]
+    statuses = {it["status"] for it in mine}
+    status = next((s for s in _CLAIM_STATUS_ORDER if s in statuses), Status.PASS)
+    head = ("id", "title", "statement", "source", "source_text", "experiment", "file",
+            "seeds", "gpu")
+    return {**{k: claim[k] for k in head}, "status": status.value,
+            "known_failure": claim["known_failure"],
+            "seconds": sum(it["seconds"] for it in mine), "items": [it["item"] for it in mine],
+            "expectations": claim["expectations"], "figure": figure}
+
+
+def build_report(run: Mapping[str, Any], claims: Sequence[Mapping[str, Any]],
+                 items: Sequence[Mapping[str, Any]], figures: Mapping[str, dict[str, Any]],
                  interrupted: bool = False) -> dict[str, Any]:
-    """The report.json document of ``session``."""
-    items = [{"item": r.item_id, **r.to_dict()} for r in session.results]
-    claims = []
-    for claim_id, claim in session.claims.items():
-        mine = [r for r in session.results if r.claim.id == claim_id]
-        statuses = {r.status for r in mine}
-        setup = claim.setup(session.profile)
-        claims.append({
-            "id": claim.id, "title": claim.title, "statement": claim.statement,
-            "source": {k: v for k, v in vars(claim.source).items() if v},
-            "source_text": str(claim.source), "experiment": claim.experiment,
-            "file": str(claim.path), "seeds": list(setup.seeds), "gpu": setup.gpu,
-            "status": next((s for s in ("error", "fail", "xpass", "xfail") if s in statuses),
-                           "pass"),
-            "known_failure": setup.known_failure,
-            "seconds": sum(r.seconds for r in mine), "items": [r.item_id for r in mine],
-            "expectations": [{"name": e.name, "relation": e.relation, "reason": e.reason,
-                              "over_seeds": e.over_seeds_label, "fields": e.fields}
-                             for e in claim.expectations],
-            "figure": figures.get(claim_id, {"path": None, "error": None}),
-        })
-    summary = {"items": len(items), **session.summary,
-               "seconds": sum(r.seconds for r in session.results)}
+    """The report.json document.
+
+    ``run``: ``started`` (ISO time), ``profile``, ``device``, ``requested_device`` and
+    ``environment`` (see :func:`environment`); ``claims``: one dict per claim, in report
+    order; ``items``: one dict per item; ``figures``: :func:`render_figures`' result.
+    """
+    summary = {"items": len(items), **count_statuses(it["status"] for it in items),
+               "seconds": sum(it["seconds"] for it in items)}
     return _json_safe({
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
-        "started": session.started.isoformat(),
+        "started": run["started"],
         "finished": datetime.now(timezone.utc).isoformat(), "interrupted": interrupted,
-        "profile": session.profile, "device": str(session.device),
-        "requested_device": session.requested_device,
-        "environment": environment(session.device, session.root),
-        "summary": summary, "claims": claims, "items": items,
+        "profile": run["profile"], "device": run["device"],
+        "requested_device": run["requested_device"], "environment": run["environment"],
+        "summary": summary,
+        "claims": [_claim_entry(c, items, figures.get(c["id"], {"path": None, "error": None}))
+                   for c in claims],
+        "items": list(items),
     })
 
 
-def write_report(session: ClaimSession, out_dir: Path, interrupted: bool = False) -> dict[str, Any]:
-    """Figures first (their errors go into the report), then report.json and report.md."""
+def write_report(out_dir: Path, run: Mapping[str, Any], claims: Sequence[Mapping[str, Any]],
+                 items: Sequence[Mapping[str, Any]], interrupted: bool = False) -> dict[str, Any]:
+    """Write the figures first (their errors go into the report), then report.json and
+    report.md into ``out_dir``; returns the report document (see :func:`build_report`)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = render_figures(session, out_dir)
-    report = build_report(session, figures, interrupted)
+    figures = render_figures(claims, items, out_dir)
+    report = build_report(run, claims, items, figures, interrupted)
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=1) + "\n")
     atomic_write_text(out_dir / "report.md", render_markdown(report))
     return report
@@ -223,9 +244,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- python {env['python']}, torch {env['torch']}, numpy {env['numpy']}, "
         f"scipy {env['scipy']}, hessbench {env['hessbench']}, {env['platform']}",
         f"- git commit: `{env['git_commit']}`" + (" (dirty)" if env["git_dirty"] else ""),
-        f"- **{s['items']} items: {s['pass']} pass, {s['fail']} fail, {s['error']} error, "
-        f"{s.get('xfail', 0)} known failure** "
-        f"in {s['seconds']:.1f} s", "",
+        f"- **{summary_line(s, s['items'], noun='items')}** in {s['seconds']:.1f} s", "",
         "| claim | grid point | verdict | seconds | device |",
         "| --- | --- | --- | ---: | --- |",
     ]
@@ -250,7 +269,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["| grid point | expectation | measured | expected | verdict |",
                   "| --- | --- | --- | --- | --- |"]
         for it in items:
-            if it["status"] == "error":
+            if it["status"] == Status.ERROR:
                 lines.append(f"| {_cell(it['point'] or '-')} | (experiment) | error | - | ERROR |")
             for v in it["verdicts"]:
                 lines.append(f"| {_cell(it['point'] or '-')} | {_cell(v['name'])} | "
@@ -258,7 +277,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                              f"{v['verdict'].upper()} |")
         lines += ["", "Tolerance reasons:", ""]
         lines += [f"- {e['name']}: {e['reason']}" for e in c["expectations"]]
-        failures = [(it, v) for it in items for v in it["verdicts"] if v["verdict"] == "fail"]
+        failures = [(it, v) for it in items for v in it["verdicts"] if v["verdict"] == Status.FAIL]
         if failures:
             lines += ["", "Failures:", ""]
             lines += [f"- `{it['point'] or '-'}`: {v['message']}" for it, v in failures]

@@ -3,7 +3,8 @@
 Shared by the pytest plugin and ``hessbench claims run``. An exception in the
 experiment or in evaluating its output is recorded as an *error* (a bug), never
 as a claim failure; the original exception is kept so the plugin can re-raise it
-with its traceback.
+with its traceback. A :class:`ClaimSession` holds the results of one run and writes
+its report (:mod:`hessbench.claims.report`, given plain data).
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from hessbench.claims.expectations import Verdict, evaluate
+from hessbench.claims.report import environment, write_report
 from hessbench.claims.spec import Claim, GridPoint, Setup
+from hessbench.claims.status import Status, count_statuses
 from hessbench.experiments.registry import Measurement, get_experiment
 
 __all__ = ["SeedRecord", "ItemResult", "ClaimSession", "run_item", "to_native"]
@@ -42,19 +45,22 @@ class ItemResult:
     device: str
     records: list[SeedRecord] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
-    status: str = "pending"  # "pass" | "fail" | "error" | "xfail" | "xpass"
+    status: Status = Status.PENDING
     error: str | None = None
     seconds: float = 0.0
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     @property
     def item_id(self) -> str:
+        """``<claim id>[<grid point>]``, or the claim id alone for a claim without a grid."""
         return f"{self.claim.id}[{self.point.id}]" if self.point.id else self.claim.id
 
     def to_dict(self) -> dict[str, Any]:
-        return {"claim": self.claim.id, "point": self.point.id, "grid_values": self.point.values,
-                "params": self.point.params, "seeds": list(self.setup.seeds),
-                "device": self.device, "profile": self.setup.profile, "status": self.status,
+        """The item as plain data (``report.json``'s ``items[]``, and what the tables show)."""
+        return {"item": self.item_id, "claim": self.claim.id, "point": self.point.id,
+                "grid_values": self.point.values, "params": self.point.params,
+                "seeds": list(self.setup.seeds), "device": self.device,
+                "profile": self.setup.profile, "status": self.status.value,
                 "known_failure": self.setup.known_failure,
                 "seconds": self.seconds, "error": self.error,
                 "records": [{"seed": r.seed, "seconds": r.seconds, "metrics": r.metrics,
@@ -121,8 +127,10 @@ def run_item(claim: Claim, setup: Setup, point: GridPoint, device: Any,
              on_seed: Callable[[int], None] | None = None) -> ItemResult:
     """Run every seed of ``point`` on ``device`` and evaluate the claim's expectations.
 
-    ``on_seed(seed)`` is called after each seed (progress bars). Exceptions become
-    ``status = "error"`` with the traceback; ``KeyboardInterrupt`` propagates.
+    ``on_seed(seed)`` is called after each seed (progress bars). The status is
+    ``PASS``/``FAIL``, or ``XPASS``/``XFAIL`` under a profile that declares a known
+    failure; an exception makes it ``ERROR`` with the traceback (``KeyboardInterrupt``
+    propagates).
     """
     result = ItemResult(claim=claim, setup=setup, point=point, device=str(device))
     start = time.perf_counter()
@@ -136,11 +144,11 @@ def run_item(claim: Claim, setup: Setup, point: GridPoint, device: Any,
                            for e in claim.expectations]
         passed = all(v.passed for v in result.verdicts)
         if setup.known_failure is None:
-            result.status = "pass" if passed else "fail"
+            result.status = Status.PASS if passed else Status.FAIL
         else:  # a declared non-replication: still evaluated, still reported
-            result.status = "xpass" if passed else "xfail"
+            result.status = Status.XPASS if passed else Status.XFAIL
     except Exception as exc:  # an experiment or declaration bug: an error, not a failure
-        result.status, result.exception = "error", exc
+        result.status, result.exception = Status.ERROR, exc
         result.error = "".join(traceback.format_exception(exc))
     finally:
         result.seconds = time.perf_counter() - start
@@ -181,16 +189,17 @@ class ClaimSession:
         return out
 
     def write_report(self, out_dir: Path | str | None = None, interrupted: bool = False) -> Path:
-        """Write figures, report.json and report.md into ``out_dir``; returns the directory."""
-        from hessbench.claims.report import write_report
-
+        """Write figures, report.json and report.md into ``out_dir`` (default
+        :meth:`default_out_dir`); returns the directory."""
         out = Path(out_dir) if out_dir is not None else self.default_out_dir()
-        write_report(self, out, interrupted=interrupted)
+        run = {"started": self.started.isoformat(), "profile": self.profile,
+               "device": str(self.device), "requested_device": self.requested_device,
+               "environment": environment(self.device, self.root)}
+        write_report(out, run, [c.to_dict(self.profile) for c in self.claims.values()],
+                     [r.to_dict() for r in self.results], interrupted=interrupted)
         return out
 
     @property
     def summary(self) -> dict[str, int]:
-        counts = {"pass": 0, "fail": 0, "error": 0, "xfail": 0, "xpass": 0}
-        for r in self.results:
-            counts[r.status] = counts.get(r.status, 0) + 1
-        return counts
+        """How many results have each status (:func:`~hessbench.claims.status.count_statuses`)."""
+        return count_statuses(r.status for r in self.results)

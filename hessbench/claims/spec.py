@@ -110,6 +110,20 @@ class Claim:
                      gpu=over.get("gpu", profile == "paper"),
                      known_failure=over.get("known_failure"))
 
+    def to_dict(self, profile: str) -> dict[str, Any]:
+        """The claim under ``profile`` as plain data for the report: id, title, statement,
+        source (its non-empty fields, and as text), experiment, file, seeds, gpu, known
+        failure and the expectations with their reasons."""
+        setup = self.setup(profile)
+        return {"id": self.id, "title": self.title, "statement": self.statement,
+                "source": {k: v for k, v in vars(self.source).items() if v},
+                "source_text": str(self.source), "experiment": self.experiment,
+                "file": str(self.path), "seeds": list(setup.seeds), "gpu": setup.gpu,
+                "known_failure": setup.known_failure,
+                "expectations": [{"name": e.name, "relation": e.relation, "reason": e.reason,
+                                  "over_seeds": e.over_seeds_label, "fields": e.fields}
+                                 for e in self.expectations]}
+
 
 def load_claim(path: Path | str) -> Claim:
     """Read and validate one claim file (needs the experiment registry)."""

@@ -14,12 +14,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["summary_table", "expectation_table", "to_text", "VERDICT_LABEL"]
+from hessbench.claims.status import Status
 
-VERDICT_LABEL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "pending": "NOT RUN",
-                 "xfail": "FAIL (known)", "xpass": "PASS (marked known failure)"}
-STYLE = {"pass": "green", "fail": "bold red", "error": "bold magenta", "pending": "yellow",
-         "xfail": "red", "xpass": "bold red"}
+__all__ = ["summary_table", "expectation_table", "to_text"]
 
 
 def _last_line(text: str | None) -> str:
@@ -36,19 +33,19 @@ def summary_table(items: Sequence[dict[str, Any]], title: str | None = None) -> 
     for col in ("claim", "grid point", "measured", "expected", "verdict", "seconds", "device"):
         table.add_column(col, overflow="fold", justify="right" if col == "seconds" else "left")
     for it in items:
-        status = it["status"]
-        if status == "error":
+        status = Status(it["status"])
+        if status == Status.ERROR:
             lines = [(f"error: {_last_line(it.get('error'))}", "-")]
         else:
-            lines = [(("" if v["verdict"] == "pass" else "[FAIL] ") + f"{v['name']}: {v['measured']}",
-                      v["expected"]) for v in it["verdicts"]] or [("-", "-")]
+            lines = [(("" if v["verdict"] == Status.PASS else "[FAIL] ")
+                      + f"{v['name']}: {v['measured']}", v["expected"])
+                     for v in it["verdicts"]] or [("-", "-")]
         for i, (measured, expected) in enumerate(lines):
             first = i == 0
             table.add_row(Text(it["claim"] if first else ""),
                           Text((it["point"] or "-") if first else ""), Text(measured),
                           Text(expected),
-                          Text(VERDICT_LABEL.get(status, status) if first else "",
-                               style=STYLE.get(status, "")),
+                          Text(status.label if first else "", style=status.style),
                           f"{it['seconds']:.2f}" if first else "",
                           Text(it["device"] if first else ""), end_section=i == len(lines) - 1)
     return table
@@ -60,8 +57,9 @@ def expectation_table(item: dict[str, Any]) -> Table:
     for col in ("expectation", "measured", "expected", "verdict"):
         table.add_column(col, overflow="fold")
     for v in item["verdicts"]:
+        verdict = Status(v["verdict"])
         table.add_row(Text(v["name"]), Text(v["measured"]), Text(v["expected"]),
-                      Text(VERDICT_LABEL[v["verdict"]], style=STYLE[v["verdict"]]))
+                      Text(verdict.label, style=verdict.style))
     return table
 
 

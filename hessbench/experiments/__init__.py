@@ -1,14 +1,21 @@
-"""Paper experiments, one module each; importing this package fills the registry.
+"""Paper experiments; importing this package fills the registry.
+
+One module per experiment, named as the experiment it registers
+(``hessbench/experiments/<name>.py`` registers ``<name>``, the name claim files give as
+``experiment = "<name>"``). Besides them: ``registry`` (the registry and
+:class:`~hessbench.experiments.registry.Measurement`) and ``valley_sgd`` (the valley-toy
+dynamics the two ``wei_schwab_trace_*`` toy experiments share), which register nothing.
 
 Add one line per experiment module (keep the list sorted):
 ``from hessbench.experiments import <module>  # noqa: F401``
 """
 from hessbench.experiments import dinh_rescaling  # noqa: F401
-from hessbench.experiments import example  # noqa: F401
+from hessbench.experiments import example_line  # noqa: F401
 from hessbench.experiments import sagun_outliers  # noqa: F401
 from hessbench.experiments import wei_schwab_negative  # noqa: F401
-from hessbench.experiments import wei_schwab_network  # noqa: F401
-from hessbench.experiments import wei_schwab_trace  # noqa: F401
-from hessbench.experiments import zhu_escape  # noqa: F401
-from hessbench.experiments import zhu_indicator  # noqa: F401
-from hessbench.experiments import zhu_ou  # noqa: F401
+from hessbench.experiments import wei_schwab_trace_network  # noqa: F401
+from hessbench.experiments import wei_schwab_trace_noise_structure  # noqa: F401
+from hessbench.experiments import wei_schwab_trace_rate  # noqa: F401
+from hessbench.experiments import zhu_anisotropic_escape  # noqa: F401
+from hessbench.experiments import zhu_indicator_width  # noqa: F401
+from hessbench.experiments import zhu_ou_escape_formula  # noqa: F401

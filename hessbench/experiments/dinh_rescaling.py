@@ -1,7 +1,4 @@
-"""Dinh et al. (2017): ReLU rescaling keeps the function but makes the minimum sharp.
-
-Dinh, Pascanu, Bengio & Bengio, "Sharp Minima Can Generalize for Deep Nets", ICML 2017,
-§4 (non-negative homogeneity; Theorems on the spectral norm and on K-layer eigenvalues).
+"""Dinh et al. (2017), §4: ReLU rescaling keeps the function but makes the minimum sharp.
 
 A ReLU MLP 64-width^depth-10 (K = depth + 1 Linear layers) is trained with full-batch
 GD (float64) on sklearn digits; theta is the trained point. Then, with T_alpha and
@@ -26,6 +23,12 @@ D = dT_alpha/dtheta from :mod:`hessbench.symmetries` (H(T theta) = D^{-1} H(thet
    r - #{coordinates with d_i > alpha_K} ("guaranteed_bound"): the layer k* and the
    biases of layers after it (c_k >= 1) are not inflated. When k* is the last layer (the
    claim's nets) this is exactly r - min_k n_k, the bias-free theorem's bound.
+
+References
+----------
+L. Dinh, R. Pascanu, S. Bengio and Y. Bengio, "Sharp Minima Can Generalize for Deep Nets",
+ICML 2017: §4 (non-negative homogeneity; the theorems on the spectral norm and on the
+K-layer eigenvalues).
 """
 from __future__ import annotations
 
@@ -37,8 +40,10 @@ import torch
 from torch import nn
 
 import hessbench as hb
+from hessbench import stats
 from hessbench.data import digits
-from hessbench.experiments.registry import Measurement, experiment, with_defaults
+from hessbench.experiments.registry import Measurement, experiment
+from hessbench.linalg import symmetric_eigvalsh
 from hessbench.minimize import grad_norm
 from hessbench.models import mlp
 from hessbench.sharpness import epsilon_sharpness
@@ -68,8 +73,7 @@ METRICS = [
 _LOSS = nn.functional.cross_entropy
 
 
-def _check(params: dict[str, Any]) -> dict[str, Any]:
-    p = with_defaults("dinh_rescaling", DEFAULTS, params)
+def _check(p: dict[str, Any]) -> dict[str, Any]:
     alphas = [float(a) for a in p["alphas"]]
     if any(not a > 0 for a in alphas) or sorted(alphas) != alphas:
         raise ValueError(f"dinh_rescaling: alphas must be positive and increasing, got {alphas}")
@@ -93,6 +97,8 @@ def _evaluate(model: nn.Module, data: dict[str, torch.Tensor]) -> dict[str, Any]
 
 
 def _dense_hessian(model: nn.Module, data: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The dense float64 training-loss Hessian, symmetrised: the transform law, the trace
+    and the inertia count use the symmetric matrix itself, not only its eigenvalues."""
     op = hb.hessian(model, _LOSS, (data["x_train"], data["y_train"]), dtype=torch.float64)
     h = op.dense()
     return (h + h.T) / 2
@@ -103,7 +109,8 @@ def _rel_fro(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def _loglog_slope(x: list[float], y: list[float]) -> float:
-    return float(np.polyfit(np.log10(x), np.log10(y), 1)[0])
+    """Least-squares slope of log10 y against log10 x."""
+    return stats.linear_fit(np.log10(x), np.log10(y), min_points=2).slope
 
 
 def _compare(model: nn.Module, alphas: list[float], base: dict[str, Any], h0: torch.Tensor,
@@ -142,7 +149,7 @@ def plot_rescaling(records: list[dict[str, Any]]) -> Any:
     from matplotlib.figure import Figure
 
     points = sorted({int(r["params"]["depth"]) for r in records})
-    fig = Figure(figsize=(10, 3.6 * len(points)))
+    fig = Figure(figsize=(10, 3.6 * len(points)), layout="tight")
     axes = fig.subplots(len(points), 2, squeeze=False)
     for row, point in zip(axes, points):
         recs = [r for r in records if int(r["params"]["depth"]) == point]
@@ -173,18 +180,17 @@ def plot_rescaling(records: list[dict[str, Any]]) -> Any:
         row[1].set_ylabel("sharpness (%)")
         row[1].legend(fontsize=7)
     fig.suptitle("Dinh et al. 2017: ReLU rescaling, same function, sharper minimum")
-    fig.tight_layout()
     return fig
 
 
-@experiment("dinh_rescaling", figure=plot_rescaling, metrics=METRICS)
+@experiment("dinh_rescaling", figure=plot_rescaling, metrics=METRICS, defaults=DEFAULTS)
 def dinh_rescaling(params: dict[str, Any], seed: int, device: torch.device) -> Measurement:
     """Invariance, transform law, alpha^-2 inflation and the K-layer count (module doc)."""
     p = _check(params)
     model, data = _train(p, seed, device)
     base = _evaluate(model, data)
     h0 = _dense_hessian(model, data)
-    ev0 = torch.linalg.eigvalsh(h0)
+    ev0 = symmetric_eigvalsh(h0)
     lam0 = float(ev0[-1])
     sizes = layer_sizes(model)
     k = len(sizes)
@@ -203,7 +209,7 @@ def dinh_rescaling(params: dict[str, Any], seed: int, device: torch.device) -> M
                                          base, h0, data)
         for key, value in numbers.items():
             sweep[key].append(value)
-        sweep["lambda_max"].append(float(torch.linalg.eigvalsh(h)[-1]))
+        sweep["lambda_max"].append(float(symmetric_eigvalsh(h)[-1]))
         sweep["trace"].append(float(h.diagonal().sum()))
         sweep["sharpness"].append(sharpness(scaled))
 

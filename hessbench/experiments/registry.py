@@ -1,12 +1,14 @@
 """Registry of paper experiments, looked up by name from claim declarations.
 
 An experiment is a plain function ``f(params, seed, device) -> Measurement``
-registered with :func:`experiment`. The claims engine (``hessbench.claims``)
+registered with :func:`experiment` under the name of its module
+(``hessbench/experiments/<name>.py``). The claims engine (``hessbench.claims``)
 finds it by the ``experiment = "<name>"`` key of a claim file; see
 ``docs/claims-format.md``.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,12 +42,15 @@ class Experiment:
     ``"point"``, ``"params"``, ``"seed"``, ``"metrics"``, ``"figure_data"``; it
     returns a ``matplotlib.figure.Figure`` reproducing the paper's figure.
     ``metrics``, when declared, lets claim files be checked before running.
+    ``defaults``, when declared, are the experiment's parameters: ``func`` merges the
+    params it is called with over them and rejects any other key.
     """
 
     name: str
     func: ExperimentFn
     figure: FigureFn | None = None
     metrics: frozenset[str] | None = None
+    defaults: Mapping[str, Any] | None = None
 
     def __call__(self, params: dict[str, Any], seed: int, device: Any) -> Measurement:
         return self.func(params, seed, device)
@@ -56,16 +61,22 @@ REGISTRY: dict[str, Experiment] = {}
 
 
 def experiment(name: str, *, figure: FigureFn | None = None,
-               metrics: Iterable[str] | None = None) -> Callable[[ExperimentFn], ExperimentFn]:
+               metrics: Iterable[str] | None = None,
+               defaults: Mapping[str, Any] | None = None
+               ) -> Callable[[ExperimentFn], ExperimentFn]:
     """Register ``func(params, seed, device) -> Measurement`` under ``name``.
 
-    The decorated function is returned unchanged, so it stays callable directly.
+    Without ``defaults`` the decorated function is returned unchanged. With them it is
+    returned wrapped: the wrapper calls ``func(with_defaults(name, defaults, params), seed,
+    device)``, so ``func`` always sees every parameter and a key outside ``defaults`` is an
+    error naming the experiment. Either way the result stays callable directly.
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"experiment name must be a non-empty string, got {name!r}")
     if isinstance(metrics, str):
         raise TypeError(f"metrics for experiment {name!r} must be a list of names, not a string")
     declared = None if metrics is None else frozenset(metrics)
+    known = None if defaults is None else dict(defaults)
 
     def register(func: ExperimentFn) -> ExperimentFn:
         old = REGISTRY.get(name)
@@ -73,10 +84,20 @@ def experiment(name: str, *, figure: FigureFn | None = None,
             raise ValueError(f"experiment {name!r} is already registered by "
                              f"{_where(old.func)}; "
                              "pick another name")
-        REGISTRY[name] = Experiment(name=name, func=func, figure=figure, metrics=declared)
-        return func
+        run = func if known is None else _merging_defaults(name, known, func)
+        REGISTRY[name] = Experiment(name=name, func=run, figure=figure, metrics=declared,
+                                    defaults=known)
+        return run
 
     return register
+
+
+def _merging_defaults(name: str, defaults: Mapping[str, Any], func: ExperimentFn) -> ExperimentFn:
+    @functools.wraps(func)
+    def run(params: dict[str, Any], seed: int, device: Any) -> Measurement:
+        return func(with_defaults(name, defaults, params), seed, device)
+
+    return run
 
 
 def _where(func: Callable[..., Any]) -> str:

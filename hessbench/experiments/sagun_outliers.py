@@ -11,6 +11,12 @@ window (:mod:`hessbench.outliers`: largest gap, largest ratio, log-elbow).
 (``hb.spectrum``); ``"lanczos"`` takes only the ``top_m`` largest by
 ``hb.eigsh`` (the counters never look below the window, so the counts are the
 same up to the solver tolerance; it raises if the solver does not converge).
+
+References
+----------
+L. Sagun, U. Evci, V. U. Guney, Y. Dauphin and L. Bottou, "Empirical Analysis of the
+Hessian of Over-Parametrized Neural Networks", 2018 (ICLR 2018 submission): §3.1, Fig. 2,
+Appendix A, Table 1.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ from torch import nn
 
 import hessbench as hb
 from hessbench.data import gaussian_clusters
-from hessbench.experiments.registry import Measurement, experiment, with_defaults
+from hessbench.experiments.registry import Measurement, experiment
 from hessbench.models import mlp
 from hessbench.outliers import METHODS, count_all
 from hessbench.training import train
@@ -112,10 +118,9 @@ def plot_outliers(records: list[dict[str, Any]]) -> Any:
     return fig
 
 
-@experiment("sagun_outliers", figure=plot_outliers, metrics=METRICS)
-def sagun_outliers(params: dict[str, Any], seed: int, device: torch.device) -> Measurement:
+@experiment("sagun_outliers", figure=plot_outliers, metrics=METRICS, defaults=DEFAULTS)
+def sagun_outliers(p: dict[str, Any], seed: int, device: torch.device) -> Measurement:
     """Train the 100-30-30-k net, count Hessian outliers by gap, ratio and elbow."""
-    p = with_defaults("sagun_outliers", DEFAULTS, params)
     _check(p)
     k = int(p["k"])
     data_seed, init_seed, batch_seed = _seeds(seed)

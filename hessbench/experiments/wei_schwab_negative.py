@@ -40,23 +40,6 @@ to interpolate the smoothed labels never reaches; ``train_loss_ce`` the raw CE_e
 ``equilibration_drift`` (+- ``equilibration_drift_se``, batch means) is the mean of the
 window's first half minus its second half, above the GD floor.
 
-Protocol history (diagnostics, not the verdict: scripts/diagnose_wei_schwab_negative.py,
-smoke scale, seed 0; see the claim file for the numbers). The first protocol averaged the
-loss over the last half of SGD time 100 measured from theta_0 and took one spectrum at the
-end point. Three defects were measured and fixed together, before the second verdict run:
-(a) not equilibrated: at batch 5 / 6 (lr 0.1) the mean loss over SGD time [0, 100] was 2.3x /
-1.4x that of each later block of 100 (flat over [100, 400]); the smoke profile now takes the
-paper profile's SGD time 200 (window [100, 200]).
-(b) theta_0 is not a minimum on the scale of the small losses: GD continued from it loses
-1.7e-5 to 1.9e-5 per 100 time units, 15-35% of the quietest pairs' x; from theta_0 their loss
-fell steadily (batch 17: 6.0e-5 -> 0.5e-5 over four blocks), from the GD trajectory at the
-same time it is stationary (6.9, 6.2, 6.7, 6.8e-5); x is now measured from L_GD(t).
-(c) x and y came from different points: the end point's loss (where the spectrum was taken)
-differed from the window mean by up to 1.6 per-evaluation standard deviations (batch 13: 3.9e-5
-vs 1.18e-4); and a single iterate is a noisy sample of the equilibrium (coefficient of
-variation over 4 iterates 25 time units apart: loss 0.42-0.69, negative mass 0.25-0.56). Now
-both are taken at the same K = 4 iterates and averaged (K set by the smoke time budget).
-
 Why a linear variant (claim ``wei-schwab-negative-eigenvalues-linear``). The prediction
 is about a smooth valley of minima: there the Hessian is PSD, so the negative mass is 0 at
 loss 0. Near the valley, with t along it and n across, L = L* + 1/2 n^T A(t) n + O(n^3),
@@ -68,13 +51,16 @@ curved valley adds grad L . (its curvature) = O(|n|) to the tangent block; see t
 file.) The ReLU net's minima sit on kinks (its GD point
 has negative mass of its own: -0.00094 at smoke, -0.021 at paper scale, the measured
 intercepts); a deep linear net's minima are smooth (its minima: the factorisations of the
-best product matrix). Pre-declaration premise check (smoke, seed 0, no SGD run): GD
-reaches ||g|| 3.3e-8, minimize 7.5e-9 in 9 iterations; there lambda_max = 1.13 (gd_lr *
-lambda_max < 2) and the negative mass is -8.2e-8 (141 eigenvalues of ~ -5.6e-9, the
-residual gradient's size).
+best product matrix).
 
 Eigenvalues within the round-off of a float64 eigensolver, |lambda| <= n eps_64 max|lambda|,
-count as zero (see :func:`spectrum_sums`).
+count as zero (see :func:`spectrum_sums`). The fit is ordinary least squares
+(:func:`hessbench.stats.linear_fit`).
+
+References
+----------
+M. Wei and D. J. Schwab, "How noise affects the Hessian spectrum in overparameterized
+neural networks", ICLR 2020: §4.1 and Fig. 2a, Appendix A.3.
 """
 from __future__ import annotations
 
@@ -89,10 +75,12 @@ import torch
 from torch import nn
 
 import hessbench as hb
+from hessbench import stats
 from hessbench.data import digits
-from hessbench.experiments.registry import Measurement, experiment, with_defaults
+from hessbench.experiments.registry import Measurement, experiment
 from hessbench.minimize import grad_norm, minimize
 from hessbench.models import mlp
+from hessbench.problem import LossFn
 from hessbench.training import full_loss, train
 
 NUM_CLASSES = 10
@@ -254,14 +242,13 @@ def snapshot_indices(n_evals: int, fraction: float, k: int) -> list[int]:
     return [n_evals - w + (j + 1) * w // k for j in range(k)]
 
 
-def exact_spectrum(model: nn.Module, loss_fn, inputs: torch.Tensor,
+def exact_spectrum(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
                    targets: torch.Tensor) -> np.ndarray:
     """All eigenvalues (ascending, float64) of the full-batch loss Hessian."""
     return hb.spectrum(hb.hessian(model, loss_fn, (inputs, targets), dtype=torch.float64))
 
 
-def _check_params(params: dict[str, Any]) -> dict[str, Any]:
-    p = with_defaults("wei_schwab_negative", DEFAULTS, params)
+def _check_params(p: dict[str, Any]) -> None:
     bs, lrs = list(p["batch_sizes"]), list(p["learning_rates"])
     if len(bs) != len(lrs):
         raise ValueError(f"batch_sizes ({len(bs)}) and learning_rates ({len(lrs)}) must pair "
@@ -280,21 +267,11 @@ def _check_params(params: dict[str, Any]) -> dict[str, Any]:
     if not 1 <= int(p["snapshots"]) <= window:
         raise ValueError(f"snapshots must be in [1, {window}] (the averaging window), "
                          f"got {p['snapshots']}")
-    return p
 
 
 def _pair_seed(seed: int, *keys: int) -> int:
     """An independent minibatch-order seed for run ``seed`` and pair/segment ``keys``."""
     return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
-
-
-def _fit(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
-    """Least-squares y = w x + b; returns (w, b, R^2)."""
-    xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    w, b = np.polyfit(xa, ya, 1)
-    ss_res = float(np.sum((ya - (w * xa + b)) ** 2))
-    ss_tot = float(np.sum((ya - ya.mean()) ** 2))
-    return float(w), float(b), (1.0 if ss_tot == 0.0 else 1.0 - ss_res / ss_tot)
 
 
 def plot_negative_vs_loss(records: list[dict[str, Any]]) -> Any:
@@ -304,7 +281,7 @@ def plot_negative_vs_loss(records: list[dict[str, Any]]) -> Any:
     markers: the individual snapshots (loss and spectrum at the same iterate)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5.5, 4))
+    fig = Figure(figsize=(5.5, 4), layout="tight")
     ax = fig.add_subplot()
     for rec in records:
         m = rec["metrics"]
@@ -325,11 +302,10 @@ def plot_negative_vs_loss(records: list[dict[str, Any]]) -> Any:
     ax.set_ylabel("sum of negative eigenvalues")
     ax.set_title("Wei & Schwab Fig. 2a: negative curvature vs loss")
     ax.legend(fontsize=7)
-    fig.tight_layout()
     return fig
 
 
-def _gd_floor(model: nn.Module, loss_fn, inputs: torch.Tensor, targets: torch.Tensor,
+def _gd_floor(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor,
               lr: float, time: float) -> Callable[[Any], Any]:
     """L_GD(t) - L_GD(0) for GD continued from ``model`` (left unchanged) up to SGD time ``time``.
 
@@ -341,7 +317,8 @@ def _gd_floor(model: nn.Module, loss_fn, inputs: torch.Tensor, targets: torch.Te
     return lambda t: np.interp(t, times, losses)
 
 
-def _sgd_pair(model: nn.Module, loss_fn, inputs: torch.Tensor, targets: torch.Tensor, *,
+def _sgd_pair(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
+              targets: torch.Tensor, *,
               batch_size: int, lr: float, eval_every: int, snapshot_at: Sequence[int],
               seed: int, pair: int) -> Iterator[tuple[list[float], nn.Module]]:
     """SGD from ``model`` (left unchanged) in segments ending at the evaluation indices
@@ -361,11 +338,12 @@ def _sgd_pair(model: nn.Module, loss_fn, inputs: torch.Tensor, targets: torch.Te
         yield run.losses[1:], sgd_model
 
 
-@experiment("wei_schwab_negative", figure=plot_negative_vs_loss, metrics=METRICS)
-def wei_schwab_negative(params: dict[str, Any], seed: int, device: torch.device) -> Measurement:
+@experiment("wei_schwab_negative", figure=plot_negative_vs_loss, metrics=METRICS,
+            defaults=DEFAULTS)
+def wei_schwab_negative(p: dict[str, Any], seed: int, device: torch.device) -> Measurement:
     """GD to a minimum, SGD to equilibrium per (batch size, lr) pair, exact spectra at K
     iterates of each equilibrium paired with the loss at those iterates."""
-    p = _check_params(params)
+    _check_params(p)
     device = torch.device(device)
     dtype = torch.float64
     inputs, targets = digits(int(p["num_samples"]), seed=seed, dtype=dtype, device=device)
@@ -431,14 +409,14 @@ def wei_schwab_negative(params: dict[str, Any], seed: int, device: torch.device)
         rows["snapshot_neg_sum"].append(snap["neg"])
         rows["sgd_steps"].append(every * n_evals)
 
-    slope, intercept, r2 = _fit(rows["train_loss"], rows["neg_sum"])
+    fit = stats.linear_fit(rows["train_loss"], rows["neg_sum"])
     bs_list = [int(b) for b in p["batch_sizes"]]
     lr_list = [float(a) for a in p["learning_rates"]]
     metrics = {
         **rows,
         "batch_size": bs_list, "learning_rate": lr_list,
         "noise_scale": [a / b for a, b in zip(lr_list, bs_list)],
-        "fit_slope": slope, "fit_intercept": intercept, "fit_r2": r2,
+        "fit_slope": fit.slope, "fit_intercept": fit.intercept, "fit_r2": fit.r2,
         "gd_loss_kl": theta0_loss - entropy_floor,
         "gd_grad_norm": grad_norm(model, loss_fn, inputs, targets)[1],
         "gd_neg_sum": spectrum_sums(gd_ev).neg_sum, "gd_lambda_max": float(gd_ev[-1]),

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from claims_engine_helpers import SLOPE_BAD, write_claim
+from claims_engine_helpers import SLOPE_BAD, SLOPE_OK, write_claim
 from hessbench.experiments import registry
 from hessbench.experiments.registry import Experiment, Measurement
 
@@ -24,6 +24,17 @@ def run(pytester: pytest.Pytester, *args: str, **kw: bool) -> pytest.RunResult:
     assertion rewriting of plugin packages warns about (only in such nested runs)."""
     return pytester.runpytest("-p", "no:cacheprovider", "-W",
                               "ignore::pytest.PytestAssertRewriteWarning", *args, **kw)
+
+
+def run_demo(pytester: pytest.Pytester, claims, body: str, **outcomes: int) -> pytest.RunResult:
+    """Run claim ``demo`` with expectations ``body`` on the CPU, the report into ``out``;
+    asserts the outcomes and that the report's three files were written."""
+    write_claim(claims, "demo", body=body)
+    res = run(pytester, "claims", "--device", "cpu", "--claims-out", "out")
+    res.assert_outcomes(**outcomes)
+    out = pytester.path / "out"
+    assert {p.name for p in out.iterdir()} == {"report.json", "report.md", "demo.png"}
+    return res
 
 
 def test_one_item_per_grid_point_with_markers(pytester: pytest.Pytester, claims) -> None:
@@ -53,19 +64,15 @@ def test_k_selects_claim_ids(pytester: pytest.Pytester, claims) -> None:
 
 
 def test_passing_run_prints_table_and_writes_report(pytester: pytest.Pytester, claims) -> None:
-    write_claim(claims, "demo")
-    res = run(pytester, "claims", "--device", "cpu", "--claims-out", "out")
-    res.assert_outcomes(passed=2)
+    res = run_demo(pytester, claims, SLOPE_OK, passed=2)
     res.stdout.fnmatch_lines([
         "*= hessbench claims (profile smoke, device cpu) =*",
         "*claim*grid point*measured*expected*verdict*seconds*device*",
-        "*demo*slope=1.0*slope recovered: *1 ± 0.05 (all 2 seeds)*PASS*cpu*",
-        "*demo*slope=2.0*slope recovered: *2 ± 0.05 (all 2 seeds)*PASS*cpu*",
+        *[f"*demo*slope={s}*slope recovered: *{s:g} ± 0.05 (all 2 seeds)*PASS*cpu*"
+          for s in (1.0, 2.0)],
         "2 claim items: 2 pass, 0 fail, 0 error, 0 known failure",
         f"report: {pytester.path / 'out' / 'report.md'}",
     ])
-    out = pytester.path / "out"
-    assert {p.name for p in out.iterdir()} == {"report.json", "report.md", "demo.png"}
 
 
 def test_default_report_dir_is_under_rootdir(pytester: pytest.Pytester, claims) -> None:
@@ -76,9 +83,7 @@ def test_default_report_dir_is_under_rootdir(pytester: pytest.Pytester, claims) 
 
 
 def test_failure_shows_claim_table_not_traceback(pytester: pytest.Pytester, claims) -> None:
-    write_claim(claims, "demo", body=SLOPE_BAD)
-    res = run(pytester, "claims", "--device", "cpu", "--claims-out", "out")
-    res.assert_outcomes(failed=2)
+    res = run_demo(pytester, claims, SLOPE_BAD, failed=2)
     res.stdout.fnmatch_lines([
         "claim demo[[]slope=1.0[]] FAILED (profile smoke, device cpu, seeds [[]0, 1[]], *",
         "statement: The fitted slope of a noisy line equals its true slope.",

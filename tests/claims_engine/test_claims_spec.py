@@ -66,6 +66,9 @@ def test_discovery_skips_non_claims(tmp_path: Path) -> None:
     assert [c.id for c in load_claims(d)] == ["a", "b"]
 
 
+GRID_BAD = {"1.0": "must be a non-empty list", "[]": "must be a non-empty list",
+            "[1.0, 1.0]": "duplicate", "[[1.0], [2.0]]": "values must be"}
+SEEDS_BAD = {"[]": "non-empty list", "[0, 0]": "duplicate seeds", "[-1]": "non-negative"}
 BAD = [
     # (what to write, key in the message, words in the message)
     ({"experiment": "nonexistent"}, "experiment", "unknown experiment 'nonexistent'"),
@@ -76,17 +79,13 @@ BAD = [
      "missing tolerance reason"),
     ({"body": SLOPE_OK.replace("equals", "roughly")}, "expectations[0].relation",
      "unknown relation 'roughly'"),
-    ({"sections": "[grid]\nslope = 1.0\n"}, "grid.slope", "bad grid: must be a non-empty list"),
-    ({"sections": "[grid]\nslope = []\n"}, "grid.slope", "bad grid: must be a non-empty list"),
-    ({"sections": "[grid]\nslope = [1.0, 1.0]\n"}, "grid.slope", "bad grid: duplicate"),
-    ({"sections": "[grid]\nslope = [[1.0], [2.0]]\n"}, "grid.slope", "bad grid: values must be"),
+    *[({"sections": f"[grid]\nslope = {grid}\n"}, "grid.slope", f"bad grid: {words}")
+      for grid, words in GRID_BAD.items()],
     ({"sections": "[profiles.smoke]\ngrid = { slope = 2 }\n"}, "profiles.smoke.grid.slope",
      "bad grid"),
     ({"sections": "[profiles.fast]\nseeds = [0]\n"}, "profiles.fast", "unknown profile"),
     ({"sections": "[profiles.smoke]\nseed = [0]\n"}, "profiles.smoke", "unknown key(s) ['seed']"),
-    ({"seeds": "[]"}, "seeds", "non-empty list"),
-    ({"seeds": "[0, 0]"}, "seeds", "duplicate seeds"),
-    ({"seeds": "[-1]"}, "seeds", "non-negative"),
+    *[({"seeds": seeds}, "seeds", words) for seeds, words in SEEDS_BAD.items()],
     ({"sections": "[params]\nnoise = 0.01\n"}, "expectations[0]",
      "placeholder(s) ['slope'] are neither params nor grid keys in profile 'smoke'"),
     ({"head": 'owner = "me"\n'}, "owner", "unknown top-level key"),

@@ -1,0 +1,154 @@
+"""``hessbench claims list|run|report``: the claims engine on the command line.
+
+``run`` uses the same runner as ``pytest claims`` (:class:`~hessbench.claims.runner.ClaimSession`)
+with a progress bar, prints the summary table and writes the report. Exit codes of
+``run``: 0 every item passed (known failures included), 1 any failure or error,
+2 a usage or claim validation error, 130 interrupted (the report is still written).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from hessbench.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, command_group, make_console
+
+__all__ = ["add_parser"]
+
+EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C
+
+
+def _load_all(claims_dir: Path, console: Any) -> list[Any] | None:
+    """Every claim in ``claims_dir``; None (after printing every problem) if any is invalid."""
+    from hessbench.claims.discovery import claim_files
+    from hessbench.claims.errors import ClaimSpecError
+    from hessbench.claims.spec import load_claim
+
+    if not claims_dir.is_dir():
+        console.print(f"[red]error:[/] claims directory {claims_dir} does not exist "
+                      "(use --claims-dir)")
+        return None
+    claims, ok = [], True
+    for path in claim_files(claims_dir):
+        try:
+            claims.append(load_claim(path))
+        except ClaimSpecError as exc:
+            console.print(f"[red]invalid claim:[/] {exc}", soft_wrap=True)
+            ok = False
+    return claims if ok else None
+
+
+def _list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from hessbench.claims.spec import PROFILES
+
+    console = make_console()
+    claims = _load_all(args.claims_dir, console)
+    if claims is None:
+        return EXIT_USAGE
+    table = Table(title=f"claims in {args.claims_dir}", title_justify="left")
+    for col in ("id", "title", "source", "profiles"):
+        table.add_column(col, overflow="fold")
+    for c in claims:
+        profiles = []
+        for name in PROFILES:
+            s = c.setup(name)
+            profiles.append(f"{name}: {len(s.points())} point(s) x {len(s.seeds)} seed(s)"
+                            + (", gpu" if s.gpu else ""))
+        table.add_row(c.id, c.title, str(c.source), "\n".join(profiles))
+    console.print(table)
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from hessbench.claims.runner import ClaimSession
+    from hessbench.claims.status import Status, summary_line
+    from hessbench.claims.table import summary_table
+
+    console = make_console()
+    claims = _load_all(args.claims_dir, console)
+    if claims is None:
+        return EXIT_USAGE
+    unknown = sorted(set(args.ids) - {c.id for c in claims})
+    if unknown:
+        console.print(f"[red]error:[/] unknown claim id(s) {', '.join(unknown)}; known: "
+                      f"{', '.join(c.id for c in claims) or '(none)'}")
+        return EXIT_USAGE
+    selected = [c for c in claims if not args.ids or c.id in args.ids]
+    if not selected:
+        console.print(f"no claim files in {args.claims_dir}; nothing to verify")
+        return EXIT_OK
+    try:
+        session = ClaimSession(args.profile, args.device, root=args.claims_dir.resolve().parent)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return EXIT_USAGE
+
+    work = [(c, p) for c in selected for p in c.setup(args.profile).points()]
+    steps = sum(len(c.setup(args.profile).seeds) for c, _ in work)
+    interrupted = False
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, disable=not console.is_terminal) as bar:
+        task = bar.add_task("claims", total=steps)
+        try:
+            for claim, point in work:
+                bar.update(task, description=f"{claim.id} {point.id}".strip())
+                r = session.run(claim, point, on_seed=lambda _seed: bar.advance(task))
+                bar.console.print(f"{r.status.label:5} {r.item_id}  {r.seconds:.2f} s",
+                                  markup=False)
+        except KeyboardInterrupt:
+            interrupted = True
+    out = session.write_report(args.out, interrupted=interrupted)
+    console.print(summary_table([r.to_dict() for r in session.results],
+                                title=f"profile {args.profile}, device {session.device}"))
+    counts = session.summary
+    console.print(f"{summary_line(counts, len(session.results))}; report: {out / 'report.md'}")
+    if interrupted:
+        return EXIT_INTERRUPTED
+    failed = counts[Status.FAIL.value] + counts[Status.ERROR.value] + counts[Status.XPASS.value]
+    return EXIT_OK if failed == 0 else EXIT_FAIL
+
+
+def _report(args: argparse.Namespace) -> int:
+    from hessbench.claims.report import atomic_write_text, load_report, render_markdown
+    from hessbench.claims.table import summary_table
+
+    console = make_console()
+    try:
+        report = load_report(args.dir)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return EXIT_USAGE
+    atomic_write_text(args.dir / "report.md", render_markdown(report))
+    console.print(summary_table(report["items"], title=f"{args.dir} (profile "
+                                f"{report['profile']}, device {report['device']})"))
+    console.print(f"re-rendered {args.dir / 'report.md'}")
+    return EXIT_OK
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``hessbench claims`` and its commands ``list``, ``run`` and ``report``."""
+    sub = command_group(subparsers, "claims", "list, run and report paper claims",
+                        "{list,run,report}")
+
+    def with_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--claims-dir", type=Path, default=Path("claims"), metavar="DIR",
+                       help="folder of claim files (default: ./claims)")
+        return p
+
+    with_dir(sub.add_parser("list", help="id, title, source and profiles of every claim")
+             ).set_defaults(handler=_list)
+    run = with_dir(sub.add_parser("run", help="run claims (all, or the given ids)"))
+    run.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    run.add_argument("--profile", choices=("smoke", "paper"), default="smoke")
+    run.add_argument("--out", type=Path, default=None, metavar="DIR",
+                     help="report directory (default: results/claims/<timestamp> next to "
+                     "the claims folder)")
+    run.set_defaults(handler=_run)
+    report = sub.add_parser("report", help="re-render report.md and print the table of a run")
+    report.add_argument("dir", type=Path, metavar="DIR", help="a run's directory (report.json)")
+    report.set_defaults(handler=_report)

@@ -1,0 +1,19 @@
+"""The k largest Hessian eigenvalues on the fixed workloads: ``hb.eigsh`` (thick-restart
+Lanczos, residual tolerance 1e-6) and PyHessian's ``eigenvalues(top_n=k)`` (deflated
+power iteration, stopping on an eigenvalue change < 1e-3)."""
+from __future__ import annotations
+
+from hessbench.bench.specs import TOP_K
+
+from ._common import IMPLS, WORKLOADS, Solver
+
+
+class TopEigenvalues(Solver):
+    """Top-k eigenvalues, k = 1, 5, 20 (skipped for ResNet-18 on a CPU)."""
+
+    params = [IMPLS, WORKLOADS, list(TOP_K)]
+    param_names = ["impl", "workload", "k"]
+    operation = "top_eigenvalues"
+
+    def time_top_eigenvalues(self, *_: object) -> None:
+        self.run()

@@ -1,0 +1,135 @@
+"""The sagun_outliers experiment: its Hessian window against an independent dense
+autograd reference, exact vs Lanczos agreement, determinism, validation, the claim
+files and the figure (small sizes; the claim itself runs under ``pytest claims``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+from torch.func import functional_call
+
+import hessbench as hb
+from hessbench.claims.spec import load_claim
+from hessbench.data import gaussian_clusters
+from hessbench.experiments.registry import get_experiment
+from hessbench.experiments.sagun_outliers import METRICS, plot_outliers, sagun_outliers, \
+    top_eigenvalues
+from hessbench.models import mlp
+from hessbench.training import train
+
+CPU = torch.device("cpu")
+CLAIMS = Path(__file__).resolve().parents[2] / "claims"
+SMALL = {"k": 3, "samples_per_class": 20, "dim": 10, "hidden": [8, 8], "max_steps": 300,
+         "top_m": 12}
+
+
+def reference_spectrum(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """Eigenvalues (descending) of the dense float64 Hessian by torch.autograd.functional."""
+    model = model.double()
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    def loss(theta: torch.Tensor) -> torch.Tensor:
+        chunks = torch.split(theta, [s.numel() for s in shapes])
+        params = {n: c.view(s) for n, c, s in zip(names, chunks, shapes)}
+        return nn.functional.cross_entropy(functional_call(model, params, (x.double(),)), y)
+
+    H = torch.autograd.functional.hessian(loss, flat)
+    return np.linalg.eigvalsh(H.numpy())[::-1]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    x, y = gaussian_clusters(3, 20, 10, seed=0)
+    model = mlp(10, [8, 8], 3, seed=1)
+    train(model, nn.functional.cross_entropy, x, y, lr=0.1, steps=300, seed=2)
+    return model, x, y
+
+
+@pytest.mark.parametrize("method", ["exact", "lanczos"])
+def test_top_window_matches_dense_autograd_reference(trained, method):
+    model, x, y = trained
+    op = hb.hessian(model, nn.functional.cross_entropy, (x, y), dtype=torch.float64)
+    window, matvecs = top_eigenvalues(op, 12, method, tol=1e-10, seed=0)
+    reference = reference_spectrum(model, x, y)[:12]
+    # float64 throughout: agreement to ~1e-9 of the largest eigenvalue
+    np.testing.assert_allclose(window, reference, rtol=0, atol=1e-9 * reference[0])
+    assert matvecs > 0
+
+
+def test_exact_and_lanczos_give_the_same_counts():
+    exact = sagun_outliers({**SMALL, "spectrum": "exact"}, 0, CPU).metrics
+    lanczos = sagun_outliers({**SMALL, "spectrum": "lanczos"}, 0, CPU).metrics
+    for key in ("n_outliers_gap", "n_outliers_ratio", "n_outliers_elbow", "final_loss"):
+        assert exact[key] == lanczos[key], key
+    np.testing.assert_allclose(lanczos["top_eigenvalues"], exact["top_eigenvalues"],
+                               rtol=1e-6)
+
+
+def test_metrics_shape_and_determinism():
+    first = sagun_outliers({**SMALL, "optimizer": "gd"}, 3, CPU)
+    again = sagun_outliers({**SMALL, "optimizer": "gd"}, 3, CPU)
+    other = sagun_outliers({**SMALL, "optimizer": "gd"}, 4, CPU)
+    assert set(first.metrics) == set(METRICS)
+    assert first.metrics == again.metrics
+    assert first.metrics["top_eigenvalues"] != other.metrics["top_eigenvalues"]
+    assert len(first.metrics["top_eigenvalues"]) == SMALL["top_m"]  # 2k + 10 = 16 > window
+    assert first.metrics["num_samples"] == 60 and first.metrics["train_steps"] <= 300
+    assert first.figure_data["k"] == 3 and set(first.figure_data["counts"]) == {
+        "gap", "ratio", "elbow"}
+    assert len(first.figure_data["eigenvalues"]) == SMALL["top_m"]
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"optimiser": "sgd"}, "unknown params"),
+    ({"optimizer": "adam"}, "optimizer"),
+    ({"spectrum": "slq"}, "spectrum"),
+    ({"input_cov": 0.0}, "input_cov"),
+    ({"top_m": 7}, "top_m"),
+])
+def test_bad_params_raise(params, match):
+    with pytest.raises(ValueError, match=match):
+        sagun_outliers({**SMALL, **params}, 0, CPU)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_runs_on_cuda():
+    metrics = sagun_outliers(SMALL, 0, torch.device("cuda")).metrics
+    assert metrics["n_outliers_ratio"] >= 1
+
+
+@pytest.mark.parametrize("name", ["sagun-outliers", "sagun-outliers-tanh"])
+def test_claim_files_load_and_declare_the_counting(name):
+    claim = load_claim(CLAIMS / f"{name}.toml")
+    assert get_experiment(claim.experiment).metrics == frozenset(METRICS)
+    for profile in ("smoke", "paper"):
+        setup = claim.setup(profile)
+        ks = setup.grid["k"]
+        assert setup.params["top_m"] >= 2 * max(ks) + 10  # Fig. 2 window for every k
+        assert set(setup.grid["optimizer"]) == {"sgd", "gd"} and len(setup.seeds) >= 3
+    assert claim.setup("smoke").grid["k"] == (2, 5, 10)
+    assert claim.setup("paper").params["spectrum"] == "exact"
+    declared = [e for e in claim.expectations if "n_outliers_ratio" in e.metric_names]
+    assert len(declared) == (1 if name == "sagun-outliers" else 0)
+
+
+def test_figure_marks_counts_per_k():
+    records = [{"point": f"k={k}", "params": {"k": k, "optimizer": opt}, "seed": 0,
+                "metrics": {}, "figure_data": {"k": k, "eigenvalues": list(np.geomspace(
+                    1.0, 1e-3, 30)), "counts": {"gap": 1, "ratio": k, "elbow": 4 * k + 10}}}
+               for k in (2, 5) for opt in ("sgd", "gd")]
+    fig = plot_outliers(records)
+    assert isinstance(fig, Figure)
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["k = 2", "k = 5"]
+    ratio_marks = [line for line in axes[1].lines if line.get_marker() == "o"]
+    assert [float(line.get_xdata()[0]) for line in ratio_marks] == [5.0, 5.0]
+    curves = [line for line in axes[0].lines if line.get_linestyle() in ("-", "--")
+              and len(line.get_xdata()) > 1]
+    # k = 2 shows the top 2k + 10 = 14, extended to rank 19 where the elbow count (18) ends
+    assert [len(line.get_xdata()) for line in curves] == [19, 19]

@@ -1,0 +1,105 @@
+"""The Zhu et al. experiments at toy sizes: metrics, determinism, figures, references."""
+from __future__ import annotations
+
+import matplotlib
+import pytest
+import torch
+from scipy import stats as sps
+
+import hessbench as hb
+from hessbench.experiments import (zhu_anisotropic_escape, zhu_indicator_width,
+                                   zhu_ou_escape_formula)
+from hessbench.utils import seeded_generator
+from tests.experiment_helpers import record
+
+matplotlib.use("Agg")
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("k,n", [(0, 10), (3, 10), (10, 10), (57, 500)])
+def test_wilson_interval_matches_scipy(k, n):
+    ref = sps.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    lo, hi = zhu_anisotropic_escape.wilson_interval(k, n)
+    assert lo == pytest.approx(ref.low, abs=1e-6) and hi == pytest.approx(ref.high, abs=1e-6)
+    assert lo <= k / n <= hi
+
+
+def test_escape_experiment_small():
+    params = {"chains": 6, "steps": 30, "record_every": 10}
+    a = zhu_anisotropic_escape.zhu_anisotropic_escape(params, 0, CPU)
+    b = zhu_anisotropic_escape.zhu_anisotropic_escape(params, 0, CPU)
+    assert set(a.metrics) == set(zhu_anisotropic_escape.METRICS)
+    assert a.metrics == b.metrics
+    assert a.metrics["successes_gd"] == 0 and a.metrics["trials"] == 6
+    # at the sharp minimum every noise has trace 0.01; the 1st-eigvec one has Tr(H Sigma)
+    # = 0.01 lambda_1 ~ 2 (lambda_1 ~ 200), the isotropic one 0.01 (20 + 200) / 2 ~ 1.1
+    assert a.metrics["indicator_gd"] == 0.0
+    assert a.metrics["indicator_gld_1st_eigvec"] == pytest.approx(2.0, rel=0.01)
+    assert a.metrics["indicator_gld_const"] == pytest.approx(1.1, rel=0.01)
+    assert len(a.figure_data["paths"]["gld_const"]) == 4   # steps 0, 10, 20, 30
+    fig = zhu_anisotropic_escape.plot_escape([record(a, params)])
+    assert len(fig.axes) == 2
+    with pytest.raises(ValueError, match="unknown params"):
+        zhu_anisotropic_escape.zhu_anisotropic_escape({"chain": 5}, 0, CPU)
+
+
+def test_gauss_newton_equals_dense_hessian_with_clipped_samples():
+    gen = seeded_generator(0)
+    model = zhu_indicator_width.FixedOutputReLU(6, generator=gen, dtype=torch.float64, device=CPU)
+    with torch.no_grad():
+        model.weight.mul_(8.0)           # outputs spread over both clipping levels
+    x = 4 * torch.rand(40, 2, generator=gen, dtype=torch.float64) - 2
+    y = (x[:, 0] >= x[:, 1]).to(torch.float64)
+    out = model(x)
+    assert bool((out <= 1e-3).any()) and bool(((out > 1e-3) & (out < 1 - 1e-3)).any())
+    loss_fn = zhu_indicator_width.clipped_square_loss(1e-3)
+    dense = hb.hessian(model, loss_fn, (x, y)).dense()
+    gn = zhu_indicator_width.gauss_newton(model, x, y, 1e-3)
+    torch.testing.assert_close(gn, dense, rtol=1e-12, atol=1e-12)
+
+
+def test_fixed_output_relu_validates_width():
+    with pytest.raises(ValueError, match="even"):
+        zhu_indicator_width.FixedOutputReLU(5, generator=seeded_generator(0), dtype=torch.float64,
+                                      device=CPU)
+
+
+def test_indicator_experiment_small():
+    params = {"widths": [4, 8], "n_points": 60, "epochs": 3, "decay_from_epoch": 2,
+              "eval_epochs": [0, 2], "hessian_check_max_width": 8}
+    m = zhu_indicator_width.zhu_indicator_width(params, 0, CPU)
+    assert m.metrics["hessian_identity_error"] < 1e-10
+    for w in (4, 8):
+        assert m.metrics[f"ratio_w{w}"] == pytest.approx(
+            m.metrics[f"tr_h_sigma_w{w}"] / m.metrics[f"tr_h_sigma_iso_w{w}"])
+        assert len(m.metrics[f"ratio_curve_w{w}"]) == 2
+        assert 0.0 <= m.metrics[f"alignment_w{w}"] <= 1.0 + 1e-12
+    fig = zhu_indicator_width.plot_indicator([record(m, params)])
+    assert len(fig.axes) == 2
+    with pytest.raises(ValueError, match="eval_epochs"):
+        zhu_indicator_width.zhu_indicator_width({**params, "eval_epochs": [0, 1]}, 0, CPU)
+    with pytest.raises(ValueError, match="hessian_check_max_width"):
+        zhu_indicator_width.zhu_indicator_width({**params, "hessian_check_max_width": 2}, 0, CPU)
+
+
+def test_random_problem_spectrum_and_trace():
+    h, s = zhu_ou_escape_formula.random_problem(6, 0.5, 5.0, seeded_generator(0), CPU)
+    lam = torch.linalg.eigvalsh(h)
+    assert float(lam.min()) >= 0.5 - 1e-12 and float(lam.max()) <= 5.0 + 1e-12
+    assert float(torch.trace(s)) == pytest.approx(1.0)
+    assert float(torch.linalg.eigvalsh(s).min()) > 0
+    assert float((h @ s - s @ h).abs().max()) > 1e-3      # generic: H and Sigma do not commute
+
+
+def test_ou_experiment_small():
+    params = {"dim": 3, "chains": 4000, "step_times_lambda_max": 0.01}
+    m = zhu_ou_escape_formula.zhu_ou_escape_formula(params, 0, CPU)
+    assert set(m.metrics) == set(zhu_ou_escape_formula.METRICS)
+    assert m.metrics["steps"] * 0.01 / 5.0 == pytest.approx(m.metrics["t"], rel=0.01)
+    assert abs(m.metrics["z_discrete"]) < 4.0      # seeded; a 4-sigma miss would be a bug
+    # the first-order term t/2 Tr(H Sigma) over-estimates the saturating Eq. 13
+    assert m.metrics["first_order"] > m.metrics["eq13"] > 0
+    fig = zhu_ou_escape_formula.plot_ou([record(m, params)])
+    assert len(fig.axes) == 1
+    with pytest.raises(ValueError, match="lambda_min"):
+        zhu_ou_escape_formula.zhu_ou_escape_formula({"lambda_min": 0.0}, 0, CPU)
