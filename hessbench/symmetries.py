@@ -45,12 +45,14 @@ __all__ = ["linear_layers", "layer_alphas", "parameter_scales", "rescale", "resc
 _HOMOGENEOUS = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Flatten)
 
 
-def linear_layers(model: nn.Module) -> list[nn.Linear]:
+def linear_layers(model: nn.Module, *, homogeneous: bool = True) -> list[nn.Linear]:
     """The Linear layers of a sequential ReLU net, checked to admit the rescaling.
 
     ``model`` must be an ``nn.Sequential`` of ``nn.Linear`` and positively homogeneous
     modules (ReLU, LeakyReLU, Identity, Flatten), whose parameters are exactly the Linear
-    layers' weights and biases.
+    layers' weights and biases. ``homogeneous=False`` accepts any parameter-free module
+    between the layers (e.g. Tanh): the parameter map T_alpha is then still defined, but
+    it changes the function (a negative control of the symmetry, not a symmetry).
     """
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"the rescaling needs an nn.Sequential of Linear and ReLU layers, "
@@ -59,7 +61,7 @@ def linear_layers(model: nn.Module) -> list[nn.Linear]:
     for i, module in enumerate(model):
         if isinstance(module, nn.Linear):
             layers.append(module)
-        elif not isinstance(module, _HOMOGENEOUS):
+        elif homogeneous and not isinstance(module, _HOMOGENEOUS):
             raise TypeError(f"module {i} ({type(module).__name__}) is not positively homogeneous; "
                             f"the rescaling needs only Linear, ReLU, LeakyReLU, Identity, Flatten")
     if not layers:
@@ -70,9 +72,10 @@ def linear_layers(model: nn.Module) -> list[nn.Linear]:
     return layers
 
 
-def layer_sizes(model: nn.Module) -> list[int]:
+def layer_sizes(model: nn.Module, *, homogeneous: bool = True) -> list[int]:
     """n_k: the number of parameters (weight and bias) of each Linear layer k."""
-    return [sum(p.numel() for p in layer.parameters()) for layer in linear_layers(model)]
+    return [sum(p.numel() for p in layer.parameters())
+            for layer in linear_layers(model, homogeneous=homogeneous)]
 
 
 def layer_alphas(num_layers: int, alpha: float, *, scaled: Sequence[int],
@@ -115,13 +118,14 @@ def _check_alphas(alphas: Sequence[float], num_layers: int) -> list[float]:
     return alphas
 
 
-def parameter_scales(model: nn.Module, alphas: Sequence[float]) -> torch.Tensor:
+def parameter_scales(model: nn.Module, alphas: Sequence[float], *,
+                     homogeneous: bool = True) -> torch.Tensor:
     """d, the diagonal of D = dT_alpha/dtheta, flattened in ``model.parameters()`` order.
 
     alpha_k on the entries of W_k and c_k = prod_{j<=k} alpha_j on those of b_k. Float64,
-    on the model's device.
+    on the model's device. ``homogeneous`` as in :func:`linear_layers`.
     """
-    layers = linear_layers(model)
+    layers = linear_layers(model, homogeneous=homogeneous)
     alphas = _check_alphas(alphas, len(layers))
     scale_of: dict[int, float] = {}
     cumulative = 1.0
@@ -135,14 +139,15 @@ def parameter_scales(model: nn.Module, alphas: Sequence[float]) -> torch.Tensor:
                                  device=p.device) for p in params])
 
 
-def rescale(model: nn.Module, alphas: Sequence[float]) -> nn.Module:
-    """A deep copy of ``model`` with T_alpha applied (the original is left untouched)."""
-    layers = linear_layers(model)
+def rescale(model: nn.Module, alphas: Sequence[float], *, homogeneous: bool = True) -> nn.Module:
+    """A deep copy of ``model`` with T_alpha applied (the original is left untouched);
+    ``homogeneous`` as in :func:`linear_layers`."""
+    layers = linear_layers(model, homogeneous=homogeneous)
     alphas = _check_alphas(alphas, len(layers))
     out = copy.deepcopy(model)
     cumulative = 1.0
     with torch.no_grad():
-        for layer, a in zip(linear_layers(out), alphas):
+        for layer, a in zip(linear_layers(out, homogeneous=homogeneous), alphas):
             cumulative *= a
             layer.weight.mul_(a)
             if layer.bias is not None:

@@ -52,7 +52,8 @@ from hessbench.symmetries import (count_eigenvalues_above, layer_alphas, layer_s
 from hessbench.training import train
 
 DEFAULTS: dict[str, Any] = {
-    "n_train": 256, "n_test": 512, "depth": 1, "width": 12, "lr": 0.5, "steps": 2000,
+    "n_train": 256, "n_test": 512, "depth": 1, "width": 12, "activation": "relu",
+    "lr": 0.5, "steps": 2000,
     "alphas": [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2], "fit_alpha_max": 0.1,
     "rank_rtol": 1e-10, "m_factor": 10.0,
     "sharpness_epsilon": 1e-3, "sharpness_steps": 20,
@@ -71,6 +72,9 @@ METRICS = [
 ]
 
 _LOSS = nn.functional.cross_entropy
+# Activations for which T_alpha is a symmetry (positively homogeneous); any other
+# activation (tanh) is the negative control: the same parameter map changes the function.
+HOMOGENEOUS_ACTIVATIONS = ("relu", "linear")
 
 
 def _check(p: dict[str, Any]) -> dict[str, Any]:
@@ -114,14 +118,14 @@ def _loglog_slope(x: list[float], y: list[float]) -> float:
 
 
 def _compare(model: nn.Module, alphas: list[float], base: dict[str, Any], h0: torch.Tensor,
-             data: dict[str, torch.Tensor]) -> tuple[dict[str, float], torch.Tensor,
-                                                     torch.Tensor, nn.Module]:
+             data: dict[str, torch.Tensor], homogeneous: bool
+             ) -> tuple[dict[str, float], torch.Tensor, torch.Tensor, nn.Module]:
     """Invariance and transform-law numbers for one rescaling, with H(T theta), d and the
-    rescaled net."""
-    scaled = rescale(model, alphas)
+    rescaled net (``homogeneous=False``: T_alpha applied to a non-ReLU net, the control)."""
+    scaled = rescale(model, alphas, homogeneous=homogeneous)
     ev = _evaluate(scaled, data)
     h = _dense_hessian(scaled, data)
-    d = parameter_scales(model, alphas)
+    d = parameter_scales(model, alphas, homogeneous=homogeneous)
     diff = (ev["outputs"] - base["outputs"]).abs().max() / base["outputs"].abs().max()
     return ({"rel_output_diff": float(diff),
              "rel_loss_diff": abs(ev["loss"] - base["loss"]) / base["loss"],
@@ -136,7 +140,7 @@ def _train(p: dict[str, Any], seed: int, device: torch.device) -> tuple[nn.Modul
     data = {"x_train": x[:p["n_train"]], "y_train": y[:p["n_train"]],
             "x_test": x[p["n_train"]:], "y_test": y[p["n_train"]:]}
     model = mlp(x.shape[1], [int(p["width"])] * int(p["depth"]), 10, seed=seed,
-                dtype=torch.float64, device=device)
+                activation=p["activation"], dtype=torch.float64, device=device)
     train(model, _LOSS, data["x_train"], data["y_train"], lr=p["lr"], steps=p["steps"],
           seed=seed, eval_every=max(p["steps"] // 10, 1))
     return model, data
@@ -192,7 +196,8 @@ def dinh_rescaling(params: dict[str, Any], seed: int, device: torch.device) -> M
     h0 = _dense_hessian(model, data)
     ev0 = symmetric_eigvalsh(h0)
     lam0 = float(ev0[-1])
-    sizes = layer_sizes(model)
+    homogeneous = p["activation"] in HOMOGENEOUS_ACTIVATIONS
+    sizes = layer_sizes(model, homogeneous=homogeneous)
     k = len(sizes)
 
     def sharpness(net: nn.Module) -> float:
@@ -206,7 +211,7 @@ def dinh_rescaling(params: dict[str, Any], seed: int, device: torch.device) -> M
                                       "trace", "sharpness"]}
     for alpha in p["alphas"]:
         numbers, h, _, scaled = _compare(model, layer_alphas(k, alpha, scaled=[0], compensate=1),
-                                         base, h0, data)
+                                         base, h0, data, homogeneous)
         for key, value in numbers.items():
             sweep[key].append(value)
         sweep["lambda_max"].append(float(symmetric_eigvalsh(h)[-1]))
@@ -221,7 +226,7 @@ def dinh_rescaling(params: dict[str, Any], seed: int, device: torch.device) -> M
     alpha_k = math.sqrt(p["rank_rtol"] / p["m_factor"])
     theorem_alphas = layer_alphas(k, alpha_k, scaled=[j for j in range(k) if j != k_star],
                                   compensate=k_star)
-    numbers, h_k, d_k, _ = _compare(model, theorem_alphas, base, h0, data)
+    numbers, h_k, d_k, _ = _compare(model, theorem_alphas, base, h0, data, homogeneous)
     threshold = p["m_factor"] * lam0
     count = count_eigenvalues_above(h_k, threshold, d_k)
     rank = int((ev0 > p["rank_rtol"] * lam0).sum())

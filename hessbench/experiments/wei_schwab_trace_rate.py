@@ -24,6 +24,8 @@ neural networks", ICLR 2020: §2 (Theorem 1), §4.2 (Fig. 2b).
 """
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import torch
@@ -96,7 +98,8 @@ def wei_schwab_trace_rate(p: dict[str, Any], seed: int, device: torch.device) ->
         "trace_change": mean.cpu().tolist(), "trace_change_stderr": stderr.cpu().tolist(),
         "predicted_change": (predicted_slope * x).cpu().tolist(),
         "fit_slope": fit.slope, "fit_intercept": fit.intercept, "fit_r2": fit.r2,
-        "predicted_slope": predicted_slope, "slope_ratio": fit.slope / predicted_slope,
+        "predicted_slope": predicted_slope,
+        "slope_ratio": fit.slope / predicted_slope if predicted_slope else math.nan,
         "kink_crossings": kinks,
     }
     return Measurement(metrics=metrics)

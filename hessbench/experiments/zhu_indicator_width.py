@@ -51,8 +51,9 @@ from hessbench.utils import seeded_generator
 DEFAULTS: dict[str, Any] = {
     "widths": [32, 128, 512], "n_points": 1000, "delta": 1e-3, "lr": 1e-3, "epochs": 31,
     "steps_per_epoch": 10, "decay_from_epoch": 21, "batch_size": 10,
-    "eval_epochs": [0, 10, 20, 30], "hessian_check_max_width": 32,
+    "eval_epochs": [0, 10, 20, 30], "hessian_check_max_width": 32, "noise": "sgd",
 }
+NOISES = ("sgd", "anti_aligned")
 WIDTHS = (32, 128, 512)
 METRICS = (["hessian_identity_error"]
            + [f"{m}_w{w}" for w in WIDTHS for m in
@@ -110,6 +111,8 @@ def _measure(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor
              p: dict[str, Any]) -> dict[str, Any]:
     h = gauss_newton(model, x, y, float(p["delta"]))
     sigma = hb.gradient_covariance(model, loss_fn, (x, y), batch_size=int(p["batch_size"])).dense()
+    if p["noise"] == "anti_aligned":
+        sigma = anti_aligned(h, sigma)
     with torch.no_grad():
         out = model(x)
     return {"tr_h_sigma": escape_indicator(h, sigma).item(),
@@ -118,6 +121,16 @@ def _measure(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor
             "train_loss": loss_fn(out, y).item(),
             "train_accuracy": ((out > 0.5).to(y.dtype) == y).to(torch.float64).mean().item(),
             "h": h}
+
+
+def anti_aligned(h: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Sigma's spectrum placed on H's eigenvectors in reverse order (largest noise on the
+    flattest direction), trace kept: the negative control of Prop. 1's alignment condition
+    (Eq. 16). By Chebyshev's sum inequality Tr(H Sigma_anti) <= Tr H Tr Sigma / D, i.e. the
+    indicator ratio is at most 1."""
+    _, u = torch.linalg.eigh(h)
+    gamma = torch.linalg.eigvalsh(sigma).flip(0)
+    return (u * gamma) @ u.T
 
 
 def plot_indicator(records: list[dict[str, Any]]) -> Any:
@@ -153,6 +166,8 @@ def zhu_indicator_width(p: dict[str, Any], seed: int, device: torch.device) -> M
             or eval_epochs[-1] != epochs - 1:
         raise ValueError(f"eval_epochs must be increasing epoch indices ending with the last "
                          f"epoch {epochs - 1}, got {eval_epochs}")
+    if p["noise"] not in NOISES:
+        raise ValueError(f"noise must be one of {NOISES}, got {p['noise']!r}")
     if min(p["widths"]) > p["hessian_check_max_width"]:
         raise ValueError("hessian_check_max_width is below every width: no run would check "
                          "the Gauss-Newton identity against the dense Hessian")
