@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 import hessbench as hb
+from hessbench import stats
 from hessbench.experiments.registry import Measurement, experiment
 from hessbench.noise import alignment_coefficient, escape_indicator, isotropic_indicator
 from hessbench.problem import LossFn, Problem
@@ -55,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
 }
 NOISES = ("sgd", "anti_aligned")
 WIDTHS = (32, 128, 512)
-METRICS = (["hessian_identity_error"]
+METRICS = (["hessian_identity_error", "log_ratio_width_slope", "min_train_accuracy"]
            + [f"{m}_w{w}" for w in WIDTHS for m in
               ("ratio", "tr_h_sigma", "tr_h_sigma_iso", "alignment", "train_accuracy", "train_loss",
                "ratio_curve", "tr_h_sigma_curve", "tr_h_sigma_iso_curve")])
@@ -205,5 +206,12 @@ def zhu_indicator_width(p: dict[str, Any], seed: int, device: torch.device) -> M
         metrics[f"ratio_curve_w{width}"] = [a / b for a, b in zip(curves["tr_h_sigma"],
                                                                   curves["tr_h_sigma_iso"])]
     metrics["hessian_identity_error"] = max(identity_errors)
+    # Growth with width (Eq. 17: the ratio grows like a power of D): the least-squares slope
+    # of log ratio against log width, one number per seed for a confidence bound over seeds.
+    metrics["min_train_accuracy"] = min(metrics[f"train_accuracy_w{w}"] for w in p["widths"])
+    ratios = [metrics[f"ratio_w{w}"] for w in p["widths"]]
+    metrics["log_ratio_width_slope"] = stats.linear_fit(
+        [math.log(w) for w in p["widths"]], [math.log(r) for r in ratios],
+        min_points=2).slope if min(ratios) > 0 else math.nan
     return Measurement(metrics=metrics,
                        figure_data={"widths": list(p["widths"]), "eval_epochs": eval_epochs})
