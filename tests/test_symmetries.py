@@ -129,6 +129,19 @@ def test_non_homogeneous_or_non_sequential_models_raise():
         linear_layers(nn.Sequential(nn.ReLU()))
 
 
+def test_rescaling_a_tanh_net_is_allowed_on_request_and_changes_the_function():
+    """homogeneous=False applies the same parameter map to a tanh net (the negative
+    control of the symmetry): the scales are the same, the outputs are not."""
+    net = mlp(3, [4], 2, activation="tanh", dtype=torch.float64, seed=0)
+    relu = mlp(3, [4], 2, dtype=torch.float64, seed=0)
+    alphas = [10.0, 0.1]
+    assert torch.equal(parameter_scales(net, alphas, homogeneous=False),
+                       parameter_scales(relu, alphas))
+    x = torch.randn(5, 3, generator=seeded_generator(1), dtype=torch.float64)
+    assert rel_err(rescale(relu, alphas)(x), relu(x)) < 1e-14
+    assert rel_err(rescale(net, alphas, homogeneous=False)(x), net(x)) > 1e-3
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(num_layers=1, alpha=0.1, scaled=[0], compensate=0), "at least 2 layers"),
     (dict(num_layers=2, alpha=0.0, scaled=[0], compensate=1), "finite positive"),

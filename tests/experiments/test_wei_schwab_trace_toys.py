@@ -78,6 +78,14 @@ def test_no_noise_means_no_drift() -> None:
     assert torch.equal(ys[0], ys[1])
 
 
+def test_trace_rate_without_noise_reports_no_change_and_no_slope_ratio() -> None:
+    """The GD control of the rate claim: zero change at every eta, and the ratio to a zero
+    prediction is nan (not a division error)."""
+    m = wei_schwab_trace_rate({"sigma": 0.0, "chains": 10}, 0, CPU).metrics
+    assert m["trace_change"] == [0.0] * len(m["trace_change"])
+    assert m["predicted_slope"] == 0.0 and m["slope_ratio"] != m["slope_ratio"]
+
+
 def test_simulation_is_seeded() -> None:
     e = torch.full((4,), 0.01, dtype=F64)
     def run(seed: int) -> torch.Tensor:

@@ -80,6 +80,22 @@ def test_indicator_experiment_small():
         zhu_indicator_width.zhu_indicator_width({**params, "eval_epochs": [0, 1]}, 0, CPU)
     with pytest.raises(ValueError, match="hessian_check_max_width"):
         zhu_indicator_width.zhu_indicator_width({**params, "hessian_check_max_width": 2}, 0, CPU)
+    with pytest.raises(ValueError, match="noise"):
+        zhu_indicator_width.zhu_indicator_width({**params, "noise": "iso"}, 0, CPU)
+    assert m.metrics["min_train_accuracy"] == min(m.metrics[f"train_accuracy_w{w}"] for w in (4, 8))
+
+
+def test_anti_aligned_noise_keeps_the_trace_and_has_ratio_at_most_one():
+    """Chebyshev's sum inequality: Sigma's spectrum on H's eigenvectors in reverse order
+    gives Tr(H Sigma) <= Tr H Tr Sigma / D."""
+    gen = seeded_generator(0)
+    a = torch.randn(6, 6, generator=gen, dtype=torch.float64)
+    b = torch.randn(6, 6, generator=gen, dtype=torch.float64)
+    h, sigma = a @ a.T, b @ b.T
+    anti = zhu_indicator_width.anti_aligned(h, sigma)
+    assert float(anti.trace()) == pytest.approx(float(sigma.trace()), rel=1e-12)
+    torch.testing.assert_close(torch.linalg.eigvalsh(anti), torch.linalg.eigvalsh(sigma))
+    assert float((h @ anti).trace()) <= float(h.trace() * sigma.trace()) / 6 + 1e-12
 
 
 def test_random_problem_spectrum_and_trace():
