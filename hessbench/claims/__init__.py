@@ -4,9 +4,10 @@ Modules, in the order data flows: ``discovery`` (which files are claims), ``spec
 (load and validate a declaration), ``expectations`` (relation vocabulary, on
 :mod:`hessbench.stats`), ``status`` (the :class:`~hessbench.claims.status.Status`
 enum, its labels and the run's counts), ``runner`` (grid x seeds -> measurements ->
-verdicts, shared by the pytest plugin and ``hessbench claims``; its session writes
-the report), ``report`` (report.json / report.md / figures from plain data, atomic),
-``table`` (terminal tables) and ``plugin`` (pytest). Imports point one way:
+verdicts, for a claim and its negative controls, shared by the pytest plugin and
+``hessbench claims``; its session writes the report), ``report`` (report.json /
+report.md / figures from plain data, atomic), ``table`` (terminal tables) and
+``plugin`` (pytest). Imports point one way:
 ``runner`` uses ``report``, never the reverse. The format is documented in
 ``docs/claims-format.md``.
 

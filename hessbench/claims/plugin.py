@@ -3,14 +3,17 @@
 Collection: a claim file is ``claims/<id>.toml`` (see
 :func:`~hessbench.claims.discovery.is_claim_file`) outside any ``tests/`` folder of
 the rootdir; each grid point of the selected profile is one item named
-``<id>[<grid point>]``, marked ``claim`` (plus ``gpu`` and ``slow`` under a GPU
+``<id>[<grid point>]``, and each grid point of each control one item named
+``<id>[control-<name>]`` or ``<id>[control-<name>-<grid point>]`` (so ``-k control``
+selects the controls), all marked ``claim`` (plus ``gpu`` and ``slow`` under a GPU
 profile such as ``paper``). An invalid file is a collection error naming the file,
 the key and the problem.
 
 Phases: the item's *setup* runs the experiment for all seeds and evaluates the
 expectations; an exception there is an ERROR with its traceback (a bug). Its *call*
 fails with the claim statement, source and measured-vs-expected table when an
-expectation does not hold.
+expectation does not hold; a control's fails when an expectation it lists in
+``expect_fail`` holds, saying which, with the table and the control's reason.
 
 At session end the report (report.json, report.md, one PNG per claim) is written to
 ``--claims-out`` or ``<rootdir>/results/claims/<timestamp>`` and a table is printed.
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from hessbench.claims.discovery import is_claim_file
-from hessbench.claims.status import Status, summary_line
+from hessbench.claims.status import Status
 
 if TYPE_CHECKING:
     from hessbench.claims.runner import ClaimSession, ItemResult
@@ -98,7 +101,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 
 class ClaimFile(pytest.File):
-    """A claim declaration; one :class:`ClaimItem` per grid point of the profile."""
+    """A claim declaration; one :class:`ClaimItem` per grid point of the profile, the
+    claim's then each control's."""
 
     def collect(self) -> list[ClaimItem]:
         from hessbench.claims.spec import load_claim
@@ -110,10 +114,9 @@ class ClaimFile(pytest.File):
             session = state.get_session(self.config)
         except ValueError as exc:  # ClaimSpecError, or --device cuda without a GPU
             raise self.CollectError(str(exc)) from None
-        setup = claim.setup(session.profile)
-        return [ClaimItem.from_parent(self, name=f"{claim.id}[{p.id}]" if p.id else claim.id,
-                                      claim=claim, setup=setup, point=p)
-                for p in setup.points()]
+        return [ClaimItem.from_parent(self, name=claim.item_id(setup, p), claim=claim,
+                                      setup=setup, point=p)
+                for setup, p in session.plan(claim)]
 
 
 class ClaimFailed(Exception):
@@ -125,7 +128,8 @@ class ClaimFailed(Exception):
 
 
 class ClaimItem(pytest.Item):
-    """One grid point of a claim: all its seeds, then its expectations."""
+    """One grid point of a claim or of one of its controls: all its seeds, then the
+    claim's expectations."""
 
     def __init__(self, *, claim: Claim, setup: Setup, point: GridPoint, **kw: Any) -> None:
         super().__init__(**kw)
@@ -139,7 +143,7 @@ class ClaimItem(pytest.Item):
 
     def setup(self) -> None:
         session = _state(self.config).get_session(self.config)
-        self.result = session.run(self.claim, self.point)
+        self.result = session.run(self.claim, self.claim_setup, self.point)
         if self.result.exception is not None:
             raise self.result.exception
 
@@ -158,12 +162,13 @@ class ClaimItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        where = f" [{self.point.id}]" if self.point.id else ""
-        return self.path, None, f"claim {self.claim.id}{where}"
+        label = self.claim_setup.label(self.point)
+        return self.path, None, f"claim {self.claim.id}" + (f" [{label}]" if label else "")
 
 
 def failure_text(result: ItemResult, width: int) -> str:
-    """Statement, source and the measured-vs-expected table of a failed item."""
+    """Statement, source and the measured-vs-expected table of a failed item; for a
+    control, which listed expectations held and the control's reason first."""
     from hessbench.claims.table import expectation_table, to_text
 
     c, s = result.claim, result.setup
@@ -171,12 +176,20 @@ def failure_text(result: ItemResult, width: int) -> str:
         return (f"claim {result.item_id} PASSED but profile {s.profile} declares it a known "
                 f"failure ({s.known_failure!r}); it replicates now: remove `known_failure` "
                 f"from {c.path.name}")
-    lines = [f"claim {result.item_id} FAILED "
-             f"(profile {s.profile}, device {result.device}, seeds {list(s.seeds)}, "
-             f"{result.seconds:.2f} s)",
-             f"statement: {c.statement}", f"source:    {c.source}", "",
-             to_text(expectation_table(result.to_dict()), width), ""]
-    lines += [f"- {v.message}\n  reason: {v.reason}" for v in result.verdicts if not v.passed]
+    run = (f"(profile {s.profile}, device {result.device}, seeds {list(s.seeds)}, "
+           f"{result.seconds:.2f} s)")
+    if s.control is None:
+        lines = [f"claim {result.item_id} FAILED {run}"]
+        shown = [v for v in result.verdicts if not v.passed]
+    else:
+        lines = [f"control {result.item_id} FAILED {run}: the claim's test would pass without "
+                 "the effect",
+                 f"held in the control (predicted to fail): {', '.join(result.held)}",
+                 f"control reason: {s.control.reason}"]
+        shown = [v for v in result.verdicts if v.name in result.held]
+    lines += [f"statement: {c.statement}", f"source:    {c.source}", "",
+              to_text(expectation_table(result.to_dict()), width), ""]
+    lines += [f"- {v.message}\n  reason: {v.reason}" for v in shown]
     return "\n".join(lines)
 
 
@@ -222,6 +235,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
                                     f"device {ses.device})")
     items = [r.to_dict() for r in ses.results]
     terminalreporter.write_line(to_text(summary_table(items), _table_width(config)))
-    terminalreporter.write_line(summary_line(ses.summary, len(items)))
+    terminalreporter.write_line(ses.summary_line())
     if state.out_dir is not None:
         terminalreporter.write_line(f"report: {state.out_dir / 'report.md'}")

@@ -9,19 +9,24 @@ session (:class:`~hessbench.claims.runner.ClaimSession`) collects them and calls
 Every file is written atomically (temporary file in the same directory, then
 ``os.replace``), so an interrupted run never leaves a truncated report. A figure
 function that raises is recorded in the report (``claims[].figure.error``) and
-does not stop the report from being written.
+does not stop the report from being written. A claim's PNG shows its own records
+and, side by side, each control's.
 
-Schema (``schema_version`` 1): ``schema``, ``schema_version``, ``started``,
+Schema (``schema_version`` 2): ``schema``, ``schema_version``, ``started``,
 ``finished``, ``interrupted``, ``profile``, ``device``, ``requested_device``,
+``seeds_override`` (the seeds every item ran instead of its declared ones, or null),
 ``environment`` (python, platform, torch, numpy, scipy, hessbench, git commit and
-dirty flag, cpu count, torch threads, device name, argv), ``summary`` (items, pass,
-fail, error, xfail, xpass, seconds), ``claims`` (id, title, statement, source,
-experiment, file, seeds, gpu, status, known failure, seconds, items, expectations
-with reasons, figure {path, error}) and ``items`` (per grid point: params, seeds,
-status, seconds, device, error traceback, every seed's metrics and figure data,
-every verdict). Statuses are the values of :class:`~hessbench.claims.status.Status`.
-Non-finite floats are written as the strings
-``"nan"``, ``"inf"``, ``"-inf"`` (JSON has no such numbers).
+dirty flag, cpu count, torch threads, device name, argv), ``summary`` (items,
+controls, pass, fail, error, xfail, xpass, seconds), ``claims`` (id, title,
+statement, source, experiment, file, seeds, gpu, status, known failure, seconds,
+items, expectations with reasons, controls {name, reason, expect_fail, params, grid,
+seeds, status, held, seconds, items}, no_control, figure {path, error}) and ``items``
+(per grid point of a claim or control: kind, control, label, params, seeds,
+declared_seeds, seeds_override, expect_fail, held, status, seconds, device, error
+traceback, every seed's metrics and figure data, every verdict). A claim's status is
+that of its own items, each control's that of the control's items. Statuses are the
+values of :class:`~hessbench.claims.status.Status`. Non-finite floats are written
+as the strings ``"nan"``, ``"inf"``, ``"-inf"`` (JSON has no such numbers).
 """
 from __future__ import annotations
 
@@ -43,10 +48,10 @@ from hessbench.claims.status import Status, count_statuses, summary_line
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "write_report", "build_report", "render_figures",
            "render_markdown", "load_report", "atomic_write_bytes", "atomic_write_text",
-           "environment"]
+           "environment", "seeds_override_note"]
 
 SCHEMA = "hessbench.claims.report"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 # ------------------------------------------------------------------------ atomic I/O
@@ -122,9 +127,14 @@ def environment(device: Any, root: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- figures
 def render_figures(claims: Sequence[Mapping[str, Any]], items: Sequence[Mapping[str, Any]],
                    out_dir: Path) -> dict[str, dict[str, Any]]:
-    """One PNG per claim from its experiment's figure function, given every record of the
-    claim's items; by claim id, ``{"path", "error"}`` (plus ``"note"`` when there is no
-    figure to draw). A figure function that raises is recorded, not raised."""
+    """One PNG per claim from its experiment's figure function; by claim id, ``{"path",
+    "error"}`` (plus ``"note"`` when there is no figure to draw).
+
+    The function is called once with every record of the claim's own items and once per
+    control with that control's records; with controls the panels are placed side by
+    side in the one PNG, each titled (``claim``, ``control <name>: ...``). A figure
+    function that raises is recorded in ``error`` (naming the panel), not raised; the
+    panels that drew are still written."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never opens a window
@@ -133,47 +143,132 @@ def render_figures(claims: Sequence[Mapping[str, Any]], items: Sequence[Mapping[
 
     out: dict[str, dict[str, Any]] = {}
     for claim in claims:
-        claim_id = claim["id"]
-        records = [{"point": it["point"], "params": it["params"], "seed": rec["seed"],
-                    "metrics": rec["metrics"], "figure_data": rec["figure_data"]}
-                   for it in items if it["claim"] == claim_id for rec in it["records"]]
         figure_fn = get_experiment(claim["experiment"]).figure
+        panels = [(title, recs) for title, recs in _panels(claim, items) if recs]
         if figure_fn is None:
-            out[claim_id] = {"path": None, "error": None,
-                             "note": f"experiment {claim['experiment']!r} registers no figure"}
-            continue
-        if not records:
-            out[claim_id] = {"path": None, "error": None, "note": "no measurements to plot"}
-            continue
+            out[claim["id"]] = {"path": None, "error": None,
+                                "note": f"experiment {claim['experiment']!r} registers no figure"}
+        elif not panels:
+            out[claim["id"]] = {"path": None, "error": None, "note": "no measurements to plot"}
+        else:
+            out[claim["id"]] = _draw(figure_fn, panels, out_dir / f"{claim['id']}.png")
+    return out
+
+
+CLAIM_PANEL = "claim"
+FIGURE_DPI = 120
+
+
+def _records(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The figure function's records of ``items``: one per grid point and seed."""
+    return [{"point": it["point"], "params": it["params"], "seed": rec["seed"],
+             "metrics": rec["metrics"], "figure_data": rec["figure_data"]}
+            for it in items for rec in it["records"]]
+
+
+def _panels(claim: Mapping[str, Any], items: Sequence[Mapping[str, Any]]
+            ) -> list[tuple[str, list[dict[str, Any]]]]:
+    """``(title, records)``: the claim's own items, then each control's."""
+    mine = [it for it in items if it["claim"] == claim["id"]]
+    panels = [(CLAIM_PANEL, _records([it for it in mine if it["kind"] == "claim"]))]
+    for ctl in claim["controls"]:
+        runs = [it for it in mine if it["control"] == ctl["name"]]
+        panels.append((_control_title(ctl["name"], _group(runs)), _records(runs)))
+    return panels
+
+
+def _control_title(name: str, group: Mapping[str, Any]) -> str:
+    """``control <name>: <what its run showed>`` (:func:`_group` of its items)."""
+    if group["status"] == Status.PASS:
+        return f"control {name}: expectations failed as predicted"
+    if group["status"] == Status.FAIL:
+        return f"control {name}: CONTROL FAILED: {', '.join(group['held'])} held"
+    return f"control {name}: {Status(group['status']).label}"
+
+
+def _draw(figure_fn: Any, panels: list[tuple[str, list[dict[str, Any]]]],
+          path: Path) -> dict[str, Any]:
+    """Draw every panel, write the PNG (the claim's figure alone, or the panels side by
+    side) and return ``{"path", "error"}``."""
+    drawn, errors = [], []
+    for title, records in panels:
         try:
-            fig = figure_fn(records)
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-            if "matplotlib.pyplot" in sys.modules:  # release figures made with pyplot
-                sys.modules["matplotlib.pyplot"].close(fig)
-            atomic_write_bytes(out_dir / f"{claim_id}.png", buf.getvalue())
-            out[claim_id] = {"path": f"{claim_id}.png", "error": None}
+            drawn.append((title, figure_fn(records)))
         except Exception as exc:  # a broken figure must not lose the report
-            out[claim_id] = {"path": None, "error": "".join(traceback.format_exception(exc))}
+            errors.append(f"{title}:\n{''.join(traceback.format_exception(exc))}")
+    written = None
+    try:
+        if drawn:
+            alone = [t for t, _ in panels] == [CLAIM_PANEL]
+            fig = drawn[0][1] if alone else _side_by_side(drawn)
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
+            atomic_write_bytes(path, buf.getvalue())
+            written = path.name
+    except Exception as exc:
+        errors.append(f"saving {path.name}:\n{''.join(traceback.format_exception(exc))}")
+    finally:
+        if "matplotlib.pyplot" in sys.modules:  # release figures made with pyplot
+            for _, fig in drawn:
+                sys.modules["matplotlib.pyplot"].close(fig)
+    return {"path": written, "error": "\n".join(errors) or None}
+
+
+def _side_by_side(drawn: list[tuple[str, Any]]) -> Any:
+    """One figure with each drawn figure rendered to pixels as a titled panel."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    images = []
+    for _, fig in drawn:
+        fig.set_dpi(FIGURE_DPI)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        images.append(np.asarray(canvas.buffer_rgba()))
+    height, title_height = max(im.shape[0] for im in images) / FIGURE_DPI, 0.35  # inches
+    out = Figure(figsize=(sum(im.shape[1] for im in images) / FIGURE_DPI * 1.02,
+                          height + title_height), dpi=FIGURE_DPI)
+    axes = out.subplots(1, len(images), squeeze=False,
+                        width_ratios=[im.shape[1] for im in images])[0]
+    out.subplots_adjust(left=0, right=1, bottom=0, top=height / (height + title_height),
+                        wspace=0.02)
+    for ax, (title, _), image in zip(axes, drawn, images):
+        ax.imshow(image)
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=11, color="red" if "FAILED" in title else "black")
     return out
 
 
 # ----------------------------------------------------------------------------- report
-#: A claim's status: the first of these among its items' statuses, else pass.
-_CLAIM_STATUS_ORDER = (Status.ERROR, Status.FAIL, Status.XPASS, Status.XFAIL)
+#: A group's status (a claim's own items, or one control's): the first of these among
+#: its items' statuses, else pass; pending when none of its items ran.
+_GROUP_STATUS_ORDER = (Status.ERROR, Status.FAIL, Status.XPASS, Status.XFAIL)
+
+
+def _group(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Status, held expectations (controls), seconds and item ids of a claim's own items
+    or of one control's items."""
+    statuses = {it["status"] for it in items}
+    status = next((s for s in _GROUP_STATUS_ORDER if s in statuses),
+                  Status.PASS if items else Status.PENDING)
+    return {"status": status.value,
+            "held": list(dict.fromkeys(h for it in items for h in it["held"])),
+            "seconds": sum(it["seconds"] for it in items), "items": [it["item"] for it in items]}
 
 
 def _claim_entry(claim: Mapping[str, Any], items: Sequence[Mapping[str, Any]],
                  figure: dict[str, Any]) -> dict[str, Any]:
     mine = [it for it in items if it["claim"] == claim["id"]]
-    statuses = {it["status"] for it in mine}
-    status = next((s for s in _CLAIM_STATUS_ORDER if s in statuses), Status.PASS)
+    own = _group([it for it in mine if it["kind"] == "claim"])
     head = ("id", "title", "statement", "source", "source_text", "experiment", "file",
             "seeds", "gpu")
-    return {**{k: claim[k] for k in head}, "status": status.value,
-            "known_failure": claim["known_failure"],
-            "seconds": sum(it["seconds"] for it in mine), "items": [it["item"] for it in mine],
-            "expectations": claim["expectations"], "figure": figure}
+    return {**{k: claim[k] for k in head}, "status": own["status"],
+            "known_failure": claim["known_failure"], "seconds": own["seconds"],
+            "items": own["items"], "expectations": claim["expectations"],
+            "controls": [{**ctl, **_group([it for it in mine if it["control"] == ctl["name"]])}
+                         for ctl in claim["controls"]],
+            "no_control": claim["no_control"], "figure": figure}
 
 
 def build_report(run: Mapping[str, Any], claims: Sequence[Mapping[str, Any]],
@@ -181,18 +276,22 @@ def build_report(run: Mapping[str, Any], claims: Sequence[Mapping[str, Any]],
                  interrupted: bool = False) -> dict[str, Any]:
     """The report.json document.
 
-    ``run``: ``started`` (ISO time), ``profile``, ``device``, ``requested_device`` and
+    ``run``: ``started`` (ISO time), ``profile``, ``device``, ``requested_device``,
+    ``seeds_override`` (the seeds a run used instead of the declared ones, or None) and
     ``environment`` (see :func:`environment`); ``claims``: one dict per claim, in report
     order; ``items``: one dict per item; ``figures``: :func:`render_figures`' result.
     """
-    summary = {"items": len(items), **count_statuses(it["status"] for it in items),
+    summary = {"items": len(items),
+               "controls": sum(it["kind"] == "control" for it in items),
+               **count_statuses(it["status"] for it in items),
                "seconds": sum(it["seconds"] for it in items)}
     return _json_safe({
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
         "started": run["started"],
         "finished": datetime.now(timezone.utc).isoformat(), "interrupted": interrupted,
         "profile": run["profile"], "device": run["device"],
-        "requested_device": run["requested_device"], "environment": run["environment"],
+        "requested_device": run["requested_device"], "seeds_override": run["seeds_override"],
+        "environment": run["environment"],
         "summary": summary,
         "claims": [_claim_entry(c, items, figures.get(c["id"], {"path": None, "error": None}))
                    for c in claims],
@@ -229,12 +328,41 @@ def load_report(path: Path | str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- markdown
+SEEDS_OVERRIDDEN = "seeds overridden: not the declared run"
+
+
+def seeds_override_note(seeds: Sequence[int] | None) -> str:
+    """``seeds overridden: not the declared run (seeds [3, 4])``; empty for a run of the
+    declared seeds (``seeds`` None)."""
+    return "" if seeds is None else f"{SEEDS_OVERRIDDEN} (seeds {list(seeds)})"
+
+
 def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", "<br>")
 
 
+def _point(item: Mapping[str, Any]) -> str:
+    return _cell(item["label"] or "-")
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """report.md from a report.json document."""
+    lines = _md_head(report)
+    for c in report["claims"]:
+        items = [it for it in report["items"] if it["claim"] == c["id"]]
+        lines += _md_claim(c, [it for it in items if it["kind"] == "claim"], report)
+        for ctl in c["controls"]:
+            lines += _md_control(ctl, [it for it in items if it["control"] == ctl["name"]])
+        if c["no_control"]:
+            lines += ["", f"No negative control (declared): {c['no_control']}"]
+        for it in items:
+            if it["error"]:
+                lines += ["", f"Error in `{it['item']}`:", "", "```", it["error"].rstrip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _md_head(report: Mapping[str, Any]) -> list[str]:
+    """The run's metadata, the summary line and one row per item."""
     env, s = report["environment"], report["summary"]
     lines = [
         "# hessbench claims report", "",
@@ -244,44 +372,81 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- python {env['python']}, torch {env['torch']}, numpy {env['numpy']}, "
         f"scipy {env['scipy']}, hessbench {env['hessbench']}, {env['platform']}",
         f"- git commit: `{env['git_commit']}`" + (" (dirty)" if env["git_dirty"] else ""),
-        f"- **{summary_line(s, s['items'], noun='items')}** in {s['seconds']:.1f} s", "",
-        "| claim | grid point | verdict | seconds | device |",
-        "| --- | --- | --- | ---: | --- |",
     ]
-    lines += [f"| {_cell(it['claim'])} | {_cell(it['point'] or '-')} | {it['status'].upper()} "
+    if report["seeds_override"] is not None:
+        lines.append(f"- **{SEEDS_OVERRIDDEN}**: every item ran seeds "
+                     f"{report['seeds_override']} instead of its declared seeds")
+    lines += [f"- **{summary_line(s, s['items'], s['controls'], noun='items')}** "
+              f"in {s['seconds']:.1f} s", "",
+              "| claim | grid point | verdict | seconds | device |",
+              "| --- | --- | --- | ---: | --- |"]
+    lines += [f"| {_cell(it['claim'])} | {_point(it)} | {Status(it['status']).label} "
               f"| {it['seconds']:.2f} | {it['device']} |" for it in report["items"]]
-    for c in report["claims"]:
-        items = [it for it in report["items"] if it["claim"] == c["id"]]
-        lines += ["", f"## {c['id']}: {c['title']} ({c['status'].upper()})", "",
-                  f"> {c['statement']}", "", f"Source: {c['source_text']}.  ",
-                  f"Experiment `{c['experiment']}`, profile `{report['profile']}`, "
-                  f"seeds {c['seeds']}, {c['seconds']:.1f} s on `{report['device']}`.", ""]
-        if c.get("known_failure"):
-            lines += [f"**Known failure at this profile** (declared in the claim file): "
-                      f"{c['known_failure']}", ""]
-        fig = c["figure"]
-        if fig.get("path"):
-            lines += [f"![{c['id']}]({fig['path']})", ""]
-        elif fig.get("error"):
-            lines += ["Figure failed:", "", "```", fig["error"].rstrip(), "```", ""]
-        elif fig.get("note"):
-            lines += [f"No figure: {fig['note']}.", ""]
-        lines += ["| grid point | expectation | measured | expected | verdict |",
-                  "| --- | --- | --- | --- | --- |"]
-        for it in items:
-            if it["status"] == Status.ERROR:
-                lines.append(f"| {_cell(it['point'] or '-')} | (experiment) | error | - | ERROR |")
-            for v in it["verdicts"]:
-                lines.append(f"| {_cell(it['point'] or '-')} | {_cell(v['name'])} | "
-                             f"{_cell(v['measured'])} | {_cell(v['expected'])} | "
-                             f"{v['verdict'].upper()} |")
-        lines += ["", "Tolerance reasons:", ""]
-        lines += [f"- {e['name']}: {e['reason']}" for e in c["expectations"]]
-        failures = [(it, v) for it in items for v in it["verdicts"] if v["verdict"] == Status.FAIL]
-        if failures:
-            lines += ["", "Failures:", ""]
-            lines += [f"- `{it['point'] or '-'}`: {v['message']}" for it, v in failures]
-        for it in items:
-            if it["error"]:
-                lines += ["", f"Error in `{it['item']}`:", "", "```", it["error"].rstrip(), "```"]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _md_claim(c: Mapping[str, Any], items: Sequence[Mapping[str, Any]],
+              report: Mapping[str, Any]) -> list[str]:
+    """A claim's section: statement, source, figure, its items' verdicts and reasons."""
+    controls = ", ".join(f"{ctl['name']} {Status(ctl['status']).label}" for ctl in c["controls"])
+    lines = ["", f"## {c['id']}: {c['title']} ({Status(c['status']).label}"
+             + (f"; controls: {controls})" if controls else ")"), "",
+             f"> {c['statement']}", "", f"Source: {c['source_text']}.  ",
+             f"Experiment `{c['experiment']}`, profile `{report['profile']}`, "
+             f"seeds {c['seeds']}, {c['seconds']:.1f} s on `{report['device']}`.", ""]
+    if report["seeds_override"] is not None:
+        lines += [f"**{SEEDS_OVERRIDDEN}** (ran seeds {report['seeds_override']}).", ""]
+    if c.get("known_failure"):
+        lines += [f"**Known failure at this profile** (declared in the claim file): "
+                  f"{c['known_failure']}", ""]
+    fig = c["figure"]
+    if fig.get("path"):
+        lines += [f"![{c['id']}]({fig['path']})", ""]
+    if fig.get("error"):
+        lines += ["Figure failed:", "", "```", fig["error"].rstrip(), "```", ""]
+    elif fig.get("note"):
+        lines += [f"No figure: {fig['note']}.", ""]
+    lines += _md_verdicts(items)
+    lines += ["", "Tolerance reasons:", ""]
+    lines += [f"- {e['name']}: {e['reason']}" for e in c["expectations"]]
+    failures = [(it, v) for it in items for v in it["verdicts"] if v["verdict"] == Status.FAIL]
+    if failures:
+        lines += ["", "Failures:", ""]
+        lines += [f"- `{it['label'] or '-'}`: {v['message']}" for it, v in failures]
+    return lines
+
+
+def _md_verdicts(items: Sequence[Mapping[str, Any]], expect_fail: Sequence[str] = ()
+                 ) -> list[str]:
+    """The measured-vs-expected table of ``items``; with ``expect_fail`` (a control) a
+    column marks the expectations predicted to fail."""
+    control = bool(expect_fail)
+    extra = ("predicted | ", "--- | ") if control else ("", "")
+    lines = [f"| grid point | expectation | measured | expected | {extra[0]}verdict |",
+             f"| --- | --- | --- | --- | {extra[1]}--- |"]
+    for it in items:
+        if it["status"] == Status.ERROR:
+            lines.append(f"| {_point(it)} | (experiment) | error | - | "
+                         f"{'- | ' if control else ''}ERROR |")
+        for v in it["verdicts"]:
+            predicted = ("fail | " if v["name"] in expect_fail else "- | ") if control else ""
+            lines.append(f"| {_point(it)} | {_cell(v['name'])} | {_cell(v['measured'])} | "
+                         f"{_cell(v['expected'])} | {predicted}{v['verdict'].upper()} |")
+    return lines
+
+
+def _md_control(ctl: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A control's section, below its claim: reason, what it changes, verdicts."""
+    changes = [f"params {ctl['params']}"] if ctl["params"] else []
+    changes += [f"{key} {ctl[key]}" for key in ("grid", "seeds") if ctl[key] is not None]
+    lines = ["", f"### {_control_title(ctl['name'], ctl)} ({Status(ctl['status']).label})", "",
+             f"Reason: {ctl['reason']}  ", f"Changes: {'; '.join(changes)}.  ",
+             f"Expected to fail: {', '.join(ctl['expect_fail'])}.", ""]
+    lines += _md_verdicts(items, ctl["expect_fail"])
+    held = [(it, v) for it in items for v in it["verdicts"]
+            if v["name"] in it["held"] and v["verdict"] == Status.PASS]
+    if held:
+        lines += ["", "Held in the control (the claim's test would pass without the effect):",
+                  ""]
+        lines += [f"- `{it['label']}`: {v['message']}" for it, v in held]
+    return lines

@@ -1,16 +1,19 @@
-"""Run claims: one item per grid point, all seeds of the point, then the expectations.
+"""Run claims: one item per grid point of the claim and of each of its controls, all
+seeds of the point, then the claim's expectations.
 
 Shared by the pytest plugin and ``hessbench claims run``. An exception in the
 experiment or in evaluating its output is recorded as an *error* (a bug), never
 as a claim failure; the original exception is kept so the plugin can re-raise it
-with its traceback. A :class:`ClaimSession` holds the results of one run and writes
-its report (:mod:`hessbench.claims.report`, given plain data).
+with its traceback. A control item passes when every expectation it lists in
+``expect_fail`` fails, and fails when one of them holds. A :class:`ClaimSession`
+holds the results of one run (optionally with the seeds overridden) and writes its
+report (:mod:`hessbench.claims.report`, given plain data).
 """
 from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +22,7 @@ from typing import Any
 from hessbench.claims.expectations import Verdict, evaluate
 from hessbench.claims.report import environment, write_report
 from hessbench.claims.spec import Claim, GridPoint, Setup
-from hessbench.claims.status import Status, count_statuses
+from hessbench.claims.status import Status, count_statuses, summary_line
 from hessbench.experiments.registry import Measurement, get_experiment
 
 __all__ = ["SeedRecord", "ItemResult", "ClaimSession", "run_item", "to_native"]
@@ -37,7 +40,8 @@ class SeedRecord:
 
 @dataclass
 class ItemResult:
-    """One grid point of one claim: its records, verdicts and status."""
+    """One grid point of one claim, or of one of its controls (``setup.control``): its
+    records, verdicts and status."""
 
     claim: Claim
     setup: Setup
@@ -52,16 +56,32 @@ class ItemResult:
 
     @property
     def item_id(self) -> str:
-        """``<claim id>[<grid point>]``, or the claim id alone for a claim without a grid."""
-        return f"{self.claim.id}[{self.point.id}]" if self.point.id else self.claim.id
+        """The item's id (:meth:`Claim.item_id <hessbench.claims.spec.Claim.item_id>`), e.g.
+        ``demo[slope=1.0]`` or ``demo[control-gd-slope=1.0]``."""
+        return self.claim.item_id(self.setup, self.point)
+
+    @property
+    def expect_fail(self) -> tuple[str, ...]:
+        """The expectations that must fail (a control's ``expect_fail``; none for a claim)."""
+        return () if self.setup.control is None else self.setup.control.expect_fail
+
+    @property
+    def held(self) -> list[str]:
+        """The ``expect_fail`` expectations that held: what makes a control fail."""
+        return [v.name for v in self.verdicts if v.passed and v.name in self.expect_fail]
 
     def to_dict(self) -> dict[str, Any]:
         """The item as plain data (``report.json``'s ``items[]``, and what the tables show)."""
-        return {"item": self.item_id, "claim": self.claim.id, "point": self.point.id,
-                "grid_values": self.point.values, "params": self.point.params,
-                "seeds": list(self.setup.seeds), "device": self.device,
-                "profile": self.setup.profile, "status": self.status.value,
-                "known_failure": self.setup.known_failure,
+        s, ctl = self.setup, self.setup.control
+        return {"item": self.item_id, "claim": self.claim.id, "kind": s.kind,
+                "control": None if ctl is None else ctl.name, "label": s.label(self.point),
+                "point": self.point.id, "grid_values": self.point.values,
+                "params": self.point.params, "seeds": list(s.seeds),
+                "declared_seeds": list(s.declared_seeds or s.seeds),
+                "seeds_override": None if s.declared_seeds is None else list(s.seeds),
+                "expect_fail": list(self.expect_fail), "held": self.held,
+                "device": self.device, "profile": s.profile, "status": self.status.value,
+                "known_failure": s.known_failure,
                 "seconds": self.seconds, "error": self.error,
                 "records": [{"seed": r.seed, "seconds": r.seconds, "metrics": r.metrics,
                              "figure_data": r.figure_data} for r in self.records],
@@ -129,8 +149,9 @@ def run_item(claim: Claim, setup: Setup, point: GridPoint, device: Any,
 
     ``on_seed(seed)`` is called after each seed (progress bars). The status is
     ``PASS``/``FAIL``, or ``XPASS``/``XFAIL`` under a profile that declares a known
-    failure; an exception makes it ``ERROR`` with the traceback (``KeyboardInterrupt``
-    propagates).
+    failure; for a control (``setup.control``, every expectation still evaluated) ``PASS``
+    when each of its ``expect_fail`` expectations failed, else ``FAIL``. An exception makes
+    it ``ERROR`` with the traceback (``KeyboardInterrupt`` propagates).
     """
     result = ItemResult(claim=claim, setup=setup, point=point, device=str(device))
     start = time.perf_counter()
@@ -143,7 +164,9 @@ def run_item(claim: Claim, setup: Setup, point: GridPoint, device: Any,
         result.verdicts = [evaluate(e, setup.seeds, metrics, point.params)
                            for e in claim.expectations]
         passed = all(v.passed for v in result.verdicts)
-        if setup.known_failure is None:
+        if setup.control is not None:  # the claim's test must not pass without the effect
+            result.status = Status.FAIL if result.held else Status.PASS
+        elif setup.known_failure is None:
             result.status = Status.PASS if passed else Status.FAIL
         else:  # a declared non-replication: still evaluated, still reported
             result.status = Status.XPASS if passed else Status.XFAIL
@@ -156,22 +179,41 @@ def run_item(claim: Claim, setup: Setup, point: GridPoint, device: Any,
 
 
 class ClaimSession:
-    """One run of claims: profile, device, the results so far and the claims they belong to."""
+    """One run of claims: profile, device, the results so far and the claims they belong to.
 
-    def __init__(self, profile: str, device: str = "auto", root: Path | str = ".") -> None:
+    ``seeds``, when given, replace the declared seeds of every claim and control item of
+    the run (distinct non-negative integers; ``ValueError`` otherwise): such a run is not
+    the declared one, and its report says so.
+    """
+
+    def __init__(self, profile: str, device: str = "auto", root: Path | str = ".",
+                 seeds: Sequence[int] | None = None) -> None:
         from hessbench.utils import resolve_device
 
+        if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)
+                                  or min(seeds) < 0):
+            raise ValueError(f"seeds must be distinct non-negative integers, got {list(seeds)}")
         self.profile = profile
         self.requested_device = device
         self.device = resolve_device(device)
         self.root = Path(root)
+        self.seeds_override = None if seeds is None else tuple(seeds)
         self.started = datetime.now(timezone.utc)
         self.results: list[ItemResult] = []
 
-    def run(self, claim: Claim, point: GridPoint,
+    def plan(self, claim: Claim) -> list[tuple[Setup, GridPoint]]:
+        """Every item of ``claim`` under this session's profile: the claim's grid points,
+        then each control's (:meth:`Claim.setups <hessbench.claims.spec.Claim.setups>`),
+        with the session's seeds when it overrides them."""
+        setups = claim.setups(self.profile)
+        if self.seeds_override is not None:
+            setups = [s.with_seeds(self.seeds_override) for s in setups]
+        return [(s, p) for s in setups for p in s.points()]
+
+    def run(self, claim: Claim, setup: Setup, point: GridPoint,
             on_seed: Callable[[int], None] | None = None) -> ItemResult:
-        """Run one grid point of ``claim`` under this session's profile and record it."""
-        result = run_item(claim, claim.setup(self.profile), point, self.device, on_seed)
+        """Run one item of :meth:`plan` and record it."""
+        result = run_item(claim, setup, point, self.device, on_seed)
         self.results.append(result)
         return result
 
@@ -194,6 +236,8 @@ class ClaimSession:
         out = Path(out_dir) if out_dir is not None else self.default_out_dir()
         run = {"started": self.started.isoformat(), "profile": self.profile,
                "device": str(self.device), "requested_device": self.requested_device,
+               "seeds_override": None if self.seeds_override is None
+               else list(self.seeds_override),
                "environment": environment(self.device, self.root)}
         write_report(out, run, [c.to_dict(self.profile) for c in self.claims.values()],
                      [r.to_dict() for r in self.results], interrupted=interrupted)
@@ -203,3 +247,8 @@ class ClaimSession:
     def summary(self) -> dict[str, int]:
         """How many results have each status (:func:`~hessbench.claims.status.count_statuses`)."""
         return count_statuses(r.status for r in self.results)
+
+    def summary_line(self) -> str:
+        """``N claim items (M controls): a pass, ...`` of the results so far."""
+        controls = sum(r.setup.control is not None for r in self.results)
+        return summary_line(self.summary, len(self.results), controls)

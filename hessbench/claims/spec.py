@@ -1,6 +1,7 @@
 """Claim declarations: dataclasses, loading with ``tomllib`` and validation.
 
-A claim file ``claims/<id>.toml`` is validated completely on load; every error is a
+A claim file ``claims/<id>.toml`` is validated completely on load, its negative
+controls (``[[controls]]``, or a ``no_control`` note) included; every error is a
 :class:`~hessbench.claims.errors.ClaimSpecError` naming the file, the key and the
 problem. The format is documented in ``docs/claims-format.md``.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,23 @@ from hessbench.claims.discovery import claim_files
 from hessbench.claims.errors import ClaimSpecError
 from hessbench.claims.expectations import Expectation, parse_expectation
 
-__all__ = ["Source", "GridPoint", "Setup", "Claim", "PROFILES", "load_claim", "load_claims"]
+__all__ = ["Source", "GridPoint", "Control", "Setup", "Claim", "PROFILES", "load_claim",
+           "load_claims"]
 
 PROFILES = ("smoke", "paper")
 TOP_KEYS = {"id", "title", "statement", "experiment", "source", "params", "grid", "seeds",
-            "profiles", "expectations"}
+            "profiles", "expectations", "controls", "no_control"}
 SOURCE_KEYS = {"paper", "section", "figure", "table", "url"}
-PROFILE_KEYS = {"params", "grid", "seeds", "gpu", "known_failure"}
+OVERRIDE_KEYS = ("params", "grid", "seeds")
+PROFILE_KEYS = {*OVERRIDE_KEYS, "gpu", "known_failure"}
+CONTROL_KEYS = {"name", "reason", "expect_fail", *OVERRIDE_KEYS, "profiles"}
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CLAIM_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+CONTROL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+MISSING_CONTROL = ("every claim needs a negative control: add a [[controls]] table with name, "
+                   "reason (citing the paper), expect_fail (the expectation names that must "
+                   "fail) and the params and/or grid under which the paper predicts the effect "
+                   "is absent; or, where none can exist, no_control = \"why\"")
 Scalar = (str, int, float, bool)
 
 
@@ -55,8 +64,41 @@ class GridPoint:
 
 
 @dataclass(frozen=True)
+class Control:
+    """A negative control: the claim's experiment where the paper predicts the effect is
+    absent, in which every expectation named in ``expect_fail`` must fail.
+
+    ``overrides`` (``params``, ``grid``, ``seeds``, as declared) apply over the claim's
+    profile-resolved setup; ``profiles`` holds the same keys per profile, over those.
+    """
+
+    name: str
+    reason: str
+    expect_fail: tuple[str, ...]
+    overrides: dict[str, Any]
+    profiles: dict[str, dict[str, Any]]
+
+    def at(self, profile: str) -> dict[str, Any]:
+        """The control's overrides under ``profile``: params merged (the profile's over the
+        control's), grid and seeds replaced where the profile gives them."""
+        over = self.profiles.get(profile, {})
+        return {**self.overrides, **over,
+                "params": {**self.overrides.get("params", {}), **over.get("params", {})}}
+
+    def to_dict(self, profile: str) -> dict[str, Any]:
+        """Name, reason, expect_fail and the overrides under ``profile`` (report.json)."""
+        at = self.at(profile)
+        return {"name": self.name, "reason": self.reason, "expect_fail": list(self.expect_fail),
+                "params": at["params"],
+                "grid": {k: list(v) for k, v in at["grid"].items()} if "grid" in at else None,
+                "seeds": list(at["seeds"]) if "seeds" in at else None}
+
+
+@dataclass(frozen=True)
 class Setup:
-    """A claim under one profile: merged params, the grid and the seeds."""
+    """A claim, or one of its controls (``control``), under one profile: merged params,
+    the grid and the seeds. ``declared_seeds`` is set when a run overrides the seeds
+    (:meth:`with_seeds`): the seeds the declaration gives."""
 
     profile: str
     params: dict[str, Any]
@@ -64,6 +106,25 @@ class Setup:
     seeds: tuple[int, ...]
     gpu: bool
     known_failure: str | None = None
+    control: Control | None = None
+    declared_seeds: tuple[int, ...] | None = None
+
+    @property
+    def kind(self) -> str:
+        """``"control"`` or ``"claim"``."""
+        return "claim" if self.control is None else "control"
+
+    def label(self, point: GridPoint) -> str:
+        """What names ``point`` in an item id: the point's name for the claim (empty without
+        a grid); ``control-<name>`` or ``control-<name>-<point>`` for a control."""
+        if self.control is None:
+            return point.id
+        return "-".join(p for p in ("control", self.control.name, point.id) if p)
+
+    def with_seeds(self, seeds: tuple[int, ...]) -> Setup:
+        """This setup run with ``seeds`` instead of the declared ones (kept in
+        ``declared_seeds``)."""
+        return replace(self, seeds=tuple(seeds), declared_seeds=self.declared_seeds or self.seeds)
 
     def points(self) -> list[GridPoint]:
         """Cartesian product of the grid in declaration order (one point when no grid)."""
@@ -96,24 +157,52 @@ class Claim:
     seeds: tuple[int, ...]
     profiles: dict[str, dict[str, Any]]
     expectations: tuple[Expectation, ...]
+    controls: tuple[Control, ...]
+    no_control: str | None
     path: Path
 
-    def setup(self, profile: str) -> Setup:
+    def setup(self, profile: str, control: str | None = None) -> Setup:
         """Resolve ``profile``: its params are merged over the claim's, its grid and seeds
         replace the claim's. Without a ``[profiles.<name>]`` table the claim's own values
-        are used. The ``paper`` profile needs a GPU unless it says ``gpu = false``."""
+        are used. The ``paper`` profile needs a GPU unless it says ``gpu = false``.
+
+        With ``control`` (a control's name), that control's overrides under ``profile``
+        (:meth:`Control.at`) apply over the result in the same way; a control has the
+        claim's ``gpu`` and never a known failure."""
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
         over = self.profiles.get(profile, {})
-        return Setup(profile=profile, params={**self.params, **over.get("params", {})},
-                     grid=over.get("grid", self.grid), seeds=over.get("seeds", self.seeds),
-                     gpu=over.get("gpu", profile == "paper"),
-                     known_failure=over.get("known_failure"))
+        params, grid, seeds = _override((self.params, self.grid, self.seeds), over)
+        gpu = over.get("gpu", profile == "paper")
+        if control is None:
+            return Setup(profile, params, grid, seeds, gpu, over.get("known_failure"))
+        ctl = self.control(control)
+        params, grid, seeds = _override((params, grid, seeds), ctl.at(profile))
+        return Setup(profile, params, grid, seeds, gpu, control=ctl)
+
+    def setups(self, profile: str) -> list[Setup]:
+        """The claim's setup under ``profile``, then each control's, in declaration order."""
+        return [self.setup(profile), *(self.setup(profile, c.name) for c in self.controls)]
+
+    def control(self, name: str) -> Control:
+        """The control called ``name``; ``KeyError`` listing the known names otherwise."""
+        for ctl in self.controls:
+            if ctl.name == name:
+                return ctl
+        raise KeyError(f"claim {self.id!r} has no control {name!r}; its controls: "
+                       f"{', '.join(c.name for c in self.controls) or '(none)'}")
+
+    def item_id(self, setup: Setup, point: GridPoint) -> str:
+        """``<id>[<label>]`` (:meth:`Setup.label`), or the id alone for the claim's one
+        point without a grid."""
+        label = setup.label(point)
+        return f"{self.id}[{label}]" if label else self.id
 
     def to_dict(self, profile: str) -> dict[str, Any]:
         """The claim under ``profile`` as plain data for the report: id, title, statement,
         source (its non-empty fields, and as text), experiment, file, seeds, gpu, known
-        failure and the expectations with their reasons."""
+        failure, the expectations with their reasons, the controls (:meth:`Control.to_dict`)
+        and the no_control note."""
         setup = self.setup(profile)
         return {"id": self.id, "title": self.title, "statement": self.statement,
                 "source": {k: v for k, v in vars(self.source).items() if v},
@@ -122,7 +211,19 @@ class Claim:
                 "known_failure": setup.known_failure,
                 "expectations": [{"name": e.name, "relation": e.relation, "reason": e.reason,
                                   "over_seeds": e.over_seeds_label, "fields": e.fields}
-                                 for e in self.expectations]}
+                                 for e in self.expectations],
+                "controls": [c.to_dict(profile) for c in self.controls],
+                "no_control": self.no_control}
+
+
+def _override(base: tuple[dict[str, Any], dict[str, tuple[Any, ...]], tuple[int, ...]],
+              over: dict[str, Any]) -> tuple[dict[str, Any], dict[str, tuple[Any, ...]],
+                                             tuple[int, ...]]:
+    """``(params, grid, seeds)`` with ``over``'s params merged over, its grid and seeds
+    replacing."""
+    params, grid, seeds = base
+    return ({**params, **over.get("params", {})}, over.get("grid", grid),
+            over.get("seeds", seeds))
 
 
 def load_claim(path: Path | str) -> Claim:
@@ -173,20 +274,39 @@ def load_claim(path: Path | str) -> Claim:
         raise err("expectations", "required, at least one [[expectations]] table")
     expectations = tuple(parse_expectation(t, f"expectations[{i}]", path, declared)
                          for i, t in enumerate(raw))
+    _unique_names([e.name for e in expectations], err)
+    controls, no_control = _control_section(data, [e.name for e in expectations], err)
 
     claim = Claim(id=data["id"], title=data["title"].strip(),
                   statement=" ".join(data["statement"].split()), source=source,
                   experiment=data["experiment"], params=params, grid=grid, seeds=seeds,
-                  profiles=profiles, expectations=expectations, path=path)
+                  profiles=profiles, expectations=expectations, controls=controls,
+                  no_control=no_control, path=path)
     for profile in PROFILES:
-        setup = claim.setup(profile)
-        known = set(setup.params) | set(setup.grid)
-        for i, exp in enumerate(expectations):
-            missing = exp.placeholders - known
-            if missing:
-                raise err(f"expectations[{i}]", f"placeholder(s) {sorted(missing)} are neither "
-                          f"params nor grid keys in profile {profile!r}")
+        for setup in claim.setups(profile):
+            _check_setup(claim, setup, err)
     return claim
+
+
+def _check_setup(claim: Claim, setup: Setup, err: Any) -> None:
+    """Every placeholder of every expectation is a param or grid key of ``setup`` (a
+    control evaluates all of them), and no param a control sets is a key of its grid."""
+    known = set(setup.params) | set(setup.grid)
+    ctl = setup.control
+    where = "" if ctl is None else f"controls[{claim.controls.index(ctl)}]"
+    of = "" if ctl is None else f"of control {ctl.name!r} "
+    for i, exp in enumerate(claim.expectations):
+        missing = exp.placeholders - known
+        if missing:
+            what = "" if ctl is None else f"of expectations[{i}] ({exp.name!r}) "
+            raise err(where or f"expectations[{i}]", f"placeholder(s) {sorted(missing)} {what}"
+                      f"are neither params nor grid keys {of}in profile {setup.profile!r}")
+    if ctl is not None:
+        both = sorted(set(ctl.at(setup.profile)["params"]) & set(setup.grid))
+        if both:
+            raise err(f"{where}.params", f"control {ctl.name!r} sets {both}, which the grid "
+                      f"of profile {setup.profile!r} also sets (the grid value would win): "
+                      "give the control a grid instead")
 
 
 def load_claims(directory: Path | str) -> list[Claim]:
@@ -263,13 +383,7 @@ def _profiles(raw: Any, err: Any) -> dict[str, dict[str, Any]]:
         unknown = set(table) - PROFILE_KEYS
         if unknown:
             raise err(where, f"unknown key(s) {sorted(unknown)}; allowed: {sorted(PROFILE_KEYS)}")
-        prof: dict[str, Any] = {}
-        if "params" in table:
-            prof["params"] = _params(table["params"], f"{where}.params", err)
-        if "grid" in table:
-            prof["grid"] = _grid(table["grid"], f"{where}.grid", err)
-        if "seeds" in table:
-            prof["seeds"] = _seeds(table["seeds"], f"{where}.seeds", err)
+        prof = _overrides(table, where, err)
         if "gpu" in table:
             if not isinstance(table["gpu"], bool):
                 raise err(f"{where}.gpu", f"must be true or false, got {table['gpu']!r}")
@@ -282,3 +396,95 @@ def _profiles(raw: Any, err: Any) -> dict[str, dict[str, Any]]:
             prof["known_failure"] = note.strip()
         out[name] = prof
     return out
+
+
+def _overrides(table: dict[str, Any], where: str, err: Any) -> dict[str, Any]:
+    """The validated ``params``, ``grid`` and ``seeds`` of a profile or control table."""
+    parse = {"params": _params, "grid": _grid, "seeds": _seeds}
+    return {key: parse[key](table[key], f"{where}.{key}", err)
+            for key in OVERRIDE_KEYS if key in table}
+
+
+def _unique_names(names: list[str], err: Any) -> None:
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise err(f"expectations[{i}].name", f"duplicate expectation name {name!r} (also "
+                      f"expectations[{names.index(name)}]); names must be unique within a claim "
+                      "(controls list them; the default is \"<metric> <relation>\"): give a name")
+
+
+def _control_section(data: dict[str, Any], names: list[str],
+                     err: Any) -> tuple[tuple[Control, ...], str | None]:
+    """``([[controls]], None)`` or ``((), no_control)``: exactly one of the two is given."""
+    if "controls" in data and "no_control" in data:
+        raise err("no_control", "give [[controls]] or no_control, not both")
+    if "no_control" in data:
+        note = data["no_control"]
+        if not isinstance(note, str) or not note.strip():
+            raise err("no_control", "must be a non-empty string saying why no negative "
+                      "control can exist")
+        return (), " ".join(note.split())
+    if "controls" not in data:
+        raise err("controls", MISSING_CONTROL)
+    raw = data["controls"]
+    if not isinstance(raw, list) or not raw:
+        raise err("controls", "must be one or more [[controls]] tables")
+    controls: list[Control] = []
+    for i, table in enumerate(raw):
+        ctl = _control(table, f"controls[{i}]", names, err)
+        if any(c.name == ctl.name for c in controls):
+            raise err(f"controls[{i}].name", f"duplicate control name {ctl.name!r}; control "
+                      "names must be unique within a claim")
+        controls.append(ctl)
+    return tuple(controls), None
+
+
+def _control(table: Any, where: str, names: list[str], err: Any) -> Control:
+    if not isinstance(table, dict):
+        raise err(where, "must be a table ([[controls]])")
+    unknown = set(table) - CONTROL_KEYS
+    if unknown:
+        raise err(where, f"unknown key(s) {sorted(unknown)}; allowed: {sorted(CONTROL_KEYS)}")
+    name = table.get("name")
+    if not isinstance(name, str) or not CONTROL_NAME.match(name):
+        raise err(f"{where}.name", f"required, a lower-case slug of letters, digits and '-' "
+                  f"(e.g. name = \"gd\"), got {name!r}")
+    reason = table.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise err(f"{where}.reason", f"control {name!r}: required, a non-empty string citing "
+                  "the paper (why the effect is absent there)")
+    expect_fail = _expect_fail(table.get("expect_fail"), f"{where}.expect_fail", name, names,
+                               err)
+    profiles = table.get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise err(f"{where}.profiles", f"must be a table, got {type(profiles).__name__}")
+    for prof, over in profiles.items():
+        if prof not in PROFILES:
+            raise err(f"{where}.profiles.{prof}", f"unknown profile; use {', '.join(PROFILES)}")
+        if not isinstance(over, dict) or set(over) - set(OVERRIDE_KEYS):
+            raise err(f"{where}.profiles.{prof}", f"must be a table of {', '.join(OVERRIDE_KEYS)}"
+                      f", got {over!r}")
+    ctl = Control(name=name, reason=" ".join(reason.split()), expect_fail=expect_fail,
+                  overrides=_overrides(table, where, err),
+                  profiles={p: _overrides(o, f"{where}.profiles.{p}", err)
+                            for p, o in profiles.items()})
+    for prof in PROFILES:
+        at = ctl.at(prof)
+        if not at["params"] and "grid" not in at:
+            raise err(where, f"control {name!r} changes nothing in profile {prof!r}: give the "
+                      "params and/or grid under which the paper predicts the effect is absent")
+    return ctl
+
+
+def _expect_fail(raw: Any, where: str, control: str, names: list[str],
+                 err: Any) -> tuple[str, ...]:
+    if not (isinstance(raw, list) and raw and all(isinstance(n, str) for n in raw)):
+        raise err(where, f"control {control!r}: required, a non-empty list of the claim's "
+                  f"expectation names, got {raw!r}")
+    unknown = [n for n in raw if n not in names]
+    if unknown:
+        raise err(where, f"control {control!r}: unknown expectation name(s) {unknown}; the "
+                  f"claim's expectations: {', '.join(repr(n) for n in names)}")
+    if len(set(raw)) != len(raw):
+        raise err(where, f"control {control!r}: duplicate names in {raw!r}")
+    return tuple(raw)

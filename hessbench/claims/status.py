@@ -14,7 +14,8 @@ __all__ = ["Status", "COUNTED", "count_statuses", "summary_line"]
 
 
 class Status(str, Enum):
-    """What became of one grid point of a claim (or one expectation: ``PASS``/``FAIL``).
+    """What became of one grid point of a claim or control (or one expectation:
+    ``PASS``/``FAIL``; a control passes when its listed expectations fail).
 
     ``XFAIL``: failed under a profile that declares a known failure; ``XPASS``: passed
     under such a profile (a failure of the run: the note is out of date); ``PENDING``:
@@ -64,8 +65,11 @@ def count_statuses(statuses: Iterable[str]) -> dict[str, int]:
     return counts
 
 
-def summary_line(counts: Mapping[str, int], items: int, noun: str = "claim items") -> str:
-    """``"<items> <noun>: a pass, b fail, c error, d known failure"`` from the counts of
-    :func:`count_statuses` (or ``report.json``'s ``summary``)."""
-    return (f"{items} {noun}: {counts['pass']} pass, {counts['fail']} fail, "
+def summary_line(counts: Mapping[str, int], items: int, controls: int,
+                 noun: str = "claim items") -> str:
+    """``"<items> <noun> (<controls> controls): a pass, b fail, c error, d known failure"``
+    from the counts of :func:`count_statuses` (or ``report.json``'s ``summary``); the
+    counts are of all items, controls among them."""
+    return (f"{items} {noun} ({controls} control{'' if controls == 1 else 's'}): "
+            f"{counts['pass']} pass, {counts['fail']} fail, "
             f"{counts['error']} error, {counts.get('xfail', 0)} known failure")

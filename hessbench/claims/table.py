@@ -24,11 +24,21 @@ def _last_line(text: str | None) -> str:
     return lines[-1].strip() if lines else ""
 
 
+def _mark(item: dict[str, Any], verdict: dict[str, Any]) -> str:
+    """How a verdict's line starts: ``[FAIL]`` for a failing expectation; in a control,
+    ``[FAIL, predicted]`` / ``[HELD, predicted fail]`` for the expectations it lists."""
+    failed = verdict["verdict"] != Status.PASS
+    if verdict["name"] in item["expect_fail"]:
+        return "[FAIL, predicted] " if failed else "[HELD, predicted fail] "
+    return "[FAIL] " if failed else ""
+
+
 def summary_table(items: Sequence[dict[str, Any]], title: str | None = None) -> Table:
     """One row per item: claim, grid point, measured, expected, verdict, seconds, device.
 
-    An item with several expectations continues on one sub-line per expectation (so
-    measured and expected stay side by side); failing lines start with ``[FAIL]``."""
+    A control's grid point reads ``control-<name>[-<point>]``. An item with several
+    expectations continues on one sub-line per expectation (so measured and expected
+    stay side by side); each line is marked as :func:`_mark` says."""
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     for col in ("claim", "grid point", "measured", "expected", "verdict", "seconds", "device"):
         table.add_column(col, overflow="fold", justify="right" if col == "seconds" else "left")
@@ -37,13 +47,12 @@ def summary_table(items: Sequence[dict[str, Any]], title: str | None = None) -> 
         if status == Status.ERROR:
             lines = [(f"error: {_last_line(it.get('error'))}", "-")]
         else:
-            lines = [(("" if v["verdict"] == Status.PASS else "[FAIL] ")
-                      + f"{v['name']}: {v['measured']}", v["expected"])
+            lines = [(_mark(it, v) + f"{v['name']}: {v['measured']}", v["expected"])
                      for v in it["verdicts"]] or [("-", "-")]
         for i, (measured, expected) in enumerate(lines):
             first = i == 0
             table.add_row(Text(it["claim"] if first else ""),
-                          Text((it["point"] or "-") if first else ""), Text(measured),
+                          Text((it["label"] or "-") if first else ""), Text(measured),
                           Text(expected),
                           Text(status.label if first else "", style=status.style),
                           f"{it['seconds']:.2f}" if first else "",
@@ -52,14 +61,18 @@ def summary_table(items: Sequence[dict[str, Any]], title: str | None = None) -> 
 
 
 def expectation_table(item: dict[str, Any]) -> Table:
-    """One row per expectation of one item: expectation, measured, expected, verdict."""
+    """One row per expectation of one item: expectation, measured, expected, verdict;
+    for a control also ``predicted`` (``fail`` for the expectations it lists)."""
+    control = item["kind"] == "control"
     table = Table(box=box.SIMPLE_HEAD, show_lines=False)
-    for col in ("expectation", "measured", "expected", "verdict"):
+    for col in ("expectation", "measured", "expected", *(("predicted",) if control else ()),
+                "verdict"):
         table.add_column(col, overflow="fold")
     for v in item["verdicts"]:
         verdict = Status(v["verdict"])
+        predicted = ("fail" if v["name"] in item["expect_fail"] else "-",) if control else ()
         table.add_row(Text(v["name"]), Text(v["measured"]), Text(v["expected"]),
-                      Text(verdict.label, style=verdict.style))
+                      *map(Text, predicted), Text(verdict.label, style=verdict.style))
     return table
 
 

@@ -1,8 +1,10 @@
 """``hessbench claims list|run|report``: the claims engine on the command line.
 
 ``run`` uses the same runner as ``pytest claims`` (:class:`~hessbench.claims.runner.ClaimSession`)
-with a progress bar, prints the summary table and writes the report. Exit codes of
-``run``: 0 every item passed (known failures included), 1 any failure or error,
+with a progress bar, runs each selected claim's items and its controls', prints the
+summary table and writes the report; ``--seeds`` replaces the declared seeds of every
+item run (the report and the terminal say the run is not the declared one). Exit codes
+of ``run``: 0 every item passed (known failures included), 1 any failure or error,
 2 a usage or claim validation error, 130 interrupted (the report is still written).
 """
 from __future__ import annotations
@@ -48,7 +50,7 @@ def _list(args: argparse.Namespace) -> int:
     if claims is None:
         return EXIT_USAGE
     table = Table(title=f"claims in {args.claims_dir}", title_justify="left")
-    for col in ("id", "title", "source", "profiles"):
+    for col in ("id", "title", "source", "profiles", "controls"):
         table.add_column(col, overflow="fold")
     for c in claims:
         profiles = []
@@ -56,7 +58,9 @@ def _list(args: argparse.Namespace) -> int:
             s = c.setup(name)
             profiles.append(f"{name}: {len(s.points())} point(s) x {len(s.seeds)} seed(s)"
                             + (", gpu" if s.gpu else ""))
-        table.add_row(c.id, c.title, str(c.source), "\n".join(profiles))
+        controls = (f"{len(c.controls)}: {', '.join(ctl.name for ctl in c.controls)}"
+                    if c.controls else f"0 (no_control: {c.no_control})")
+        table.add_row(c.id, c.title, str(c.source), "\n".join(profiles), controls)
     console.print(table)
     return EXIT_OK
 
@@ -64,8 +68,9 @@ def _list(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from hessbench.claims.report import seeds_override_note
     from hessbench.claims.runner import ClaimSession
-    from hessbench.claims.status import Status, summary_line
+    from hessbench.claims.status import Status
     from hessbench.claims.table import summary_table
 
     console = make_console()
@@ -82,30 +87,36 @@ def _run(args: argparse.Namespace) -> int:
         console.print(f"no claim files in {args.claims_dir}; nothing to verify")
         return EXIT_OK
     try:
-        session = ClaimSession(args.profile, args.device, root=args.claims_dir.resolve().parent)
+        session = ClaimSession(args.profile, args.device, root=args.claims_dir.resolve().parent,
+                               seeds=args.seeds)
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE
 
-    work = [(c, p) for c in selected for p in c.setup(args.profile).points()]
-    steps = sum(len(c.setup(args.profile).seeds) for c, _ in work)
+    note = seeds_override_note(args.seeds)
+    if note:
+        console.print(note, style="bold yellow")
+    override = f"; {note}" if note else ""
+    work = [(c, s, p) for c in selected for s, p in session.plan(c)]
+    steps = sum(len(s.seeds) for _, s, _ in work)
     interrupted = False
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, disable=not console.is_terminal) as bar:
         task = bar.add_task("claims", total=steps)
         try:
-            for claim, point in work:
-                bar.update(task, description=f"{claim.id} {point.id}".strip())
-                r = session.run(claim, point, on_seed=lambda _seed: bar.advance(task))
+            for claim, setup, point in work:
+                bar.update(task, description=claim.item_id(setup, point))
+                r = session.run(claim, setup, point, on_seed=lambda _seed: bar.advance(task))
                 bar.console.print(f"{r.status.label:5} {r.item_id}  {r.seconds:.2f} s",
                                   markup=False)
         except KeyboardInterrupt:
             interrupted = True
     out = session.write_report(args.out, interrupted=interrupted)
     console.print(summary_table([r.to_dict() for r in session.results],
-                                title=f"profile {args.profile}, device {session.device}"))
+                                title=f"profile {args.profile}, device {session.device}"
+                                + override))
     counts = session.summary
-    console.print(f"{summary_line(counts, len(session.results))}; report: {out / 'report.md'}")
+    console.print(f"{session.summary_line()}{override}; report: {out / 'report.md'}")
     if interrupted:
         return EXIT_INTERRUPTED
     failed = counts[Status.FAIL.value] + counts[Status.ERROR.value] + counts[Status.XPASS.value]
@@ -113,7 +124,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from hessbench.claims.report import atomic_write_text, load_report, render_markdown
+    from hessbench.claims.report import (atomic_write_text, load_report, render_markdown,
+                                         seeds_override_note)
     from hessbench.claims.table import summary_table
 
     console = make_console()
@@ -123,8 +135,10 @@ def _report(args: argparse.Namespace) -> int:
         console.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE
     atomic_write_text(args.dir / "report.md", render_markdown(report))
+    note = seeds_override_note(report["seeds_override"])
     console.print(summary_table(report["items"], title=f"{args.dir} (profile "
-                                f"{report['profile']}, device {report['device']})"))
+                                f"{report['profile']}, device {report['device']})"
+                                + (f"; {note}" if note else "")))
     console.print(f"re-rendered {args.dir / 'report.md'}")
     return EXIT_OK
 
@@ -139,12 +153,16 @@ def add_parser(subparsers: Any) -> None:
                        help="folder of claim files (default: ./claims)")
         return p
 
-    with_dir(sub.add_parser("list", help="id, title, source and profiles of every claim")
+    with_dir(sub.add_parser("list", help="id, title, source, profiles and controls of every "
+                            "claim")
              ).set_defaults(handler=_list)
     run = with_dir(sub.add_parser("run", help="run claims (all, or the given ids)"))
     run.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     run.add_argument("--profile", choices=("smoke", "paper"), default="smoke")
+    run.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
+                     help="run these seeds instead of the declared ones, for every item "
+                     "(claims and controls); the report marks the run as not the declared one")
     run.add_argument("--out", type=Path, default=None, metavar="DIR",
                      help="report directory (default: results/claims/<timestamp> next to "
                      "the claims folder)")

@@ -37,12 +37,54 @@ reason = "a deliberately false claim to test failure reporting"
 '''
 
 
+SLOPE_POSITIVE = '''
+[[expectations]]
+name = "slope positive"
+metric = "slope_hat"
+relation = "greater_than"
+value = 0
+reason = "the line rises (the effect a control removes)"
+'''
+
+#: Passes: with slopes -1 and -2 the slope is not positive, as predicted.
+CONTROL_FALLING = '''
+[[controls]]
+name = "falling"
+grid = { slope = [-1.0, -2.0] }
+expect_fail = ["slope positive"]
+reason = "Example (2024), Sec. 0: a falling line has no positive slope"
+'''
+
+#: Fails: with slope 3 the slope is still positive, the claim's test passes without its effect.
+CONTROL_STEEPER = '''
+[[controls]]
+name = "steeper"
+grid = { slope = [3.0] }
+expect_fail = ["slope positive"]
+reason = "Example (2024), Sec. 0: a deliberately wrong control, for the test"
+'''
+
+
 def write_claim(directory: Path, claim_id: str = "demo", *, body: str = SLOPE_OK,
                 sections: str = '[params]\nnoise = 0.01\n\n[grid]\nslope = [1.0, 2.0]\n',
-                head: str = "", seeds: str = "[0, 1]", experiment: str = "example_line") -> Path:
-    """Write ``directory/<claim_id>.toml``; ``sections`` are tables placed before ``body``."""
+                head: str = "", seeds: str = "[0, 1]", experiment: str = "example_line",
+                no_control: str | None = "engine test", controls: str = "") -> Path:
+    """Write ``directory/<claim_id>.toml``; ``sections`` are tables placed before ``body``,
+    ``controls`` (``[[controls]]`` tables) after it; ``no_control`` (None: no such key)
+    goes with the top-level keys."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{claim_id}.toml"
+    if no_control is not None:
+        head += f'no_control = "{no_control}"\n'
     path.write_text(HEAD.format(id=claim_id, experiment=experiment, seeds=seeds, head=head)
-                    + "\n" + sections + "\n" + body)
+                    + "\n" + sections + "\n" + body + controls)
     return path
+
+
+def write_controlled(directory: Path, claim_id: str = "demo", *,
+                     controls: str = CONTROL_FALLING, body: str = SLOPE_POSITIVE,
+                     no_control: str | None = None, **kw: str) -> Path:
+    """By default the claim "the slope is positive" on slopes 1 and 2 with ``controls``
+    and no ``no_control``."""
+    return write_claim(directory, claim_id, body=body, no_control=no_control,
+                       controls=controls, **kw)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from claims_engine_helpers import SLOPE_BAD, write_claim
+from claims_engine_helpers import CONTROL_FALLING, CONTROL_STEEPER, SLOPE_BAD, write_claim, \
+    write_controlled
 from hessbench.cli import main
 
 
@@ -31,7 +32,8 @@ def test_run_exit_codes_and_report(claims_dir: Path, tmp_path: Path,
     write_claim(claims_dir, "bad", body=SLOPE_BAD)
     args = ("--claims-dir", str(claims_dir), "--device", "cpu")
     code, out = cli(capsys, "claims", "run", "good", *args, "--out", str(tmp_path / "r1"))
-    assert code == 0 and "PASS  good[slope=1.0]" in out and "2 claim items: 2 pass" in out
+    assert code == 0 and "PASS  good[slope=1.0]" in out
+    assert "2 claim items (0 controls): 2 pass" in out
     code, out = cli(capsys, "claims", "run", *args, "--out", str(tmp_path / "r2"))
     assert code == 1 and "FAIL  bad[slope=2.0]" in out and "[FAIL] slope is 10" in out
     report = json.loads((tmp_path / "r2" / "report.json").read_text())
@@ -80,3 +82,40 @@ def test_report_rerenders_markdown(claims_dir: Path, tmp_path: Path,
     assert code == 0 and (out_dir / "report.md").read_text() == md
     assert "bad" in out and "FAIL" in out and "slope is 10" in out
     assert cli(capsys, "claims", "report", str(tmp_path / "nowhere"))[0] == 2
+
+
+def test_list_shows_controls(claims_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_controlled(claims_dir, "ctl", controls=CONTROL_FALLING + CONTROL_STEEPER)
+    write_claim(claims_dir, "plain", no_control="an exact identity")
+    code, out = cli(capsys, "claims", "list", "--claims-dir", str(claims_dir))
+    assert code == 0 and "controls" in out and "2: falling, steeper" in out
+    assert "0 (no_control: an exact identity)" in out
+
+
+def test_run_with_seeds_overrides_every_item(claims_dir: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    write_controlled(claims_dir, "ctl")
+    write_claim(claims_dir, "other")
+    args = ("--claims-dir", str(claims_dir), "--device", "cpu", "--out", str(tmp_path / "r"))
+    code, out = cli(capsys, "claims", "run", "ctl", "--seeds", "3", "4", "--profile", "smoke",
+                    *args)
+    assert code == 0 and "PASS  ctl[control-falling-slope=-1.0]" in out
+    assert out.count("seeds overridden: not the declared run (seeds [3, 4])") == 3  # banner,
+    assert "4 claim items (2 controls): 4 pass" in out                        # table, summary
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["seeds_override"] == [3, 4] and [c["id"] for c in report["claims"]] == ["ctl"]
+    assert all(i["seeds"] == i["seeds_override"] == [3, 4] and i["declared_seeds"] == [0, 1]
+               for i in report["items"])
+    code, out = cli(capsys, "claims", "report", str(tmp_path / "r"))
+    assert code == 0 and "seeds overridden: not the declared run" in out
+    code, out = cli(capsys, "claims", "run", "ctl", "--seeds", "1", "1", *args)
+    assert code == 2 and "seeds must be distinct non-negative integers" in out
+
+
+def test_failing_control_fails_the_run(claims_dir: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    write_controlled(claims_dir, "ctl", controls=CONTROL_STEEPER)
+    code, out = cli(capsys, "claims", "run", "--claims-dir", str(claims_dir), "--device", "cpu",
+                    "--out", str(tmp_path / "r"))
+    assert code == 1 and "FAIL  ctl[control-steeper-slope=3.0]" in out
+    assert "[HELD, predicted fail] slope positive" in out

@@ -6,7 +6,8 @@ import json
 import pytest
 import torch
 
-from claims_engine_helpers import SLOPE_BAD, SLOPE_OK, write_claim
+from claims_engine_helpers import CONTROL_FALLING, CONTROL_STEEPER, SLOPE_BAD, SLOPE_OK, \
+    write_claim, write_controlled
 from hessbench.experiments import registry
 from hessbench.experiments.registry import Experiment, Measurement
 
@@ -70,7 +71,7 @@ def test_passing_run_prints_table_and_writes_report(pytester: pytest.Pytester, c
         "*claim*grid point*measured*expected*verdict*seconds*device*",
         *[f"*demo*slope={s}*slope recovered: *{s:g} ± 0.05 (all 2 seeds)*PASS*cpu*"
           for s in (1.0, 2.0)],
-        "2 claim items: 2 pass, 0 fail, 0 error, 0 known failure",
+        "2 claim items (0 controls): 2 pass, 0 fail, 0 error, 0 known failure",
         f"report: {pytester.path / 'out' / 'report.md'}",
     ])
 
@@ -201,3 +202,68 @@ def test_known_failure_must_say_what_missed(pytester: pytest.Pytester, claims) -
     res = run(pytester, "claims")
     assert res.ret != 0
     res.stdout.fnmatch_lines(["*profiles.smoke.known_failure*non-empty*"])
+
+
+# --------------------------------------------------------------------------- controls
+def test_controls_are_items_and_k_control_selects_them(pytester: pytest.Pytester,
+                                                       claims) -> None:
+    write_controlled(claims, "demo")
+    no_grid = CONTROL_FALLING.replace("grid = { slope = [-1.0, -2.0] }",
+                                      "params = { slope = -1.0 }")
+    write_controlled(claims, "flat", sections="[params]\nnoise = 0.01\nslope = 1.0\n",
+                     controls=no_grid)
+    res = run(pytester, "claims", "--collect-only", "-q", "--device", "cpu")
+    res.stdout.fnmatch_lines(["claims/demo.toml::demo[[]slope=1.0[]]",
+                              "claims/demo.toml::demo[[]slope=2.0[]]",
+                              "claims/demo.toml::demo[[]control-falling-slope=-1.0[]]",
+                              "claims/demo.toml::demo[[]control-falling-slope=-2.0[]]",
+                              "claims/flat.toml::flat",
+                              "claims/flat.toml::flat[[]control-falling[]]",
+                              "6 tests collected*"])
+    paper = run(pytester, "claims", "--co", "-q", "-m", "claim and gpu and slow",
+                "--profile", "paper")
+    paper.stdout.fnmatch_lines(["6 tests collected*"])  # controls carry the same markers
+    res = run(pytester, "claims", "-k", "control", "--device", "cpu", "--claims-out", "out")
+    res.assert_outcomes(passed=3, deselected=3)
+    items = json.loads((pytester.path / "out" / "report.json").read_text())["items"]
+    assert {i["kind"] for i in items} == {"control"} and len(items) == 3
+    run(pytester, "claims", "-k", "not control", "--device", "cpu").assert_outcomes(
+        passed=3, deselected=3)
+
+
+def test_control_that_holds_fails_with_the_measured_values(pytester: pytest.Pytester,
+                                                           claims) -> None:
+    write_controlled(claims, "demo", controls=CONTROL_FALLING + CONTROL_STEEPER)
+    res = run(pytester, "claims", "--device", "cpu", "--claims-out", "out")
+    res.assert_outcomes(passed=4, failed=1)
+    res.stdout.fnmatch_lines([
+        "control demo[[]control-steeper-slope=3.0[]] FAILED (profile smoke, device cpu, "
+        "seeds [[]0, 1[]], *): the claim's test would pass without the effect",
+        "held in the control (predicted to fail): slope positive",
+        "control reason: Example (2024), Sec. 0: a deliberately wrong control, for the test",
+        "statement: The fitted slope of a noisy line equals its true slope.",
+        "*expectation*measured*expected*predicted*verdict*",
+        "*slope positive*2.996, 2.986*> 0 (all 2 seeds)*fail*PASS*",
+        "- slope positive: measured 2.996, 2.986; expected > 0 (all 2 seeds) -> pass",
+    ])
+    res.stdout.fnmatch_lines([
+        "*demo*control-falling-slope=-1.0*[[]FAIL, predicted[]] slope positive: -1*PASS*cpu*",
+        "*demo*control-steeper-slope=3.0*[[]HELD, predicted fail[]] slope positive: 2.996*FAIL*",
+        "5 claim items (3 controls): 4 pass, 1 fail, 0 error, 0 known failure",
+    ])
+    assert "Traceback" not in res.stdout.str()
+    report = json.loads((pytester.path / "out" / "report.json").read_text())
+    assert [c["status"] for c in report["claims"][0]["controls"]] == ["pass", "fail"]
+    assert {p.name for p in (pytester.path / "out").iterdir()} == {"report.json", "report.md",
+                                                                   "demo.png"}
+
+
+def test_control_naming_an_unknown_expectation_is_a_collection_error(
+        pytester: pytest.Pytester, claims) -> None:
+    write_controlled(claims, "demo", controls=CONTROL_FALLING.replace('["slope positive"]',
+                                                                      '["slope rises"]'))
+    res = run(pytester, "claims")
+    assert res.ret == pytest.ExitCode.INTERRUPTED
+    res.stdout.fnmatch_lines(["*claims/demo.toml: controls[[]0[]].expect_fail: control "
+                              "'falling': unknown expectation name(s) [[]'slope rises'[]]; the "
+                              "claim's expectations: 'slope positive'*"])

@@ -4,11 +4,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from claims_engine_helpers import SLOPE_BAD, SLOPE_OK, write_claim
+from claims_engine_helpers import CONTROL_FALLING, CONTROL_STEEPER, SLOPE_BAD, SLOPE_OK, \
+    write_claim, write_controlled
 from hessbench.claims import report as report_mod
 from hessbench.claims.report import atomic_write_text, load_report, render_markdown
 from hessbench.claims.runner import ClaimSession, to_native
@@ -17,11 +19,12 @@ from hessbench.experiments import registry
 from hessbench.experiments.registry import Experiment, Measurement
 
 
-def run_all(claim_path: Path, profile: str = "smoke") -> ClaimSession:
-    session = ClaimSession(profile, "cpu", root=claim_path.parent.parent)
+def run_all(claim_path: Path, profile: str = "smoke", **kw: Any) -> ClaimSession:
+    """Every item of the claim (its controls too) in a CPU session (``kw``: its seeds)."""
+    session = ClaimSession(profile, "cpu", root=claim_path.parent.parent, **kw)
     claim = load_claim(claim_path)
-    for point in claim.setup(profile).points():
-        session.run(claim, point)
+    for setup, point in session.plan(claim):
+        session.run(claim, setup, point)
     return session
 
 
@@ -75,7 +78,8 @@ def test_report_files_schema_and_roundtrip(claims_dir: Path) -> None:
     rep = load_report(out)
     assert rep["schema_version"] == report_mod.SCHEMA_VERSION and rep["profile"] == "smoke"
     assert rep["device"] == "cpu" and rep["environment"]["torch"] == torch.__version__
-    assert rep["summary"] == {"items": 2, "pass": 0, "fail": 2, "error": 0, "xfail": 0, "xpass": 0,
+    assert rep["summary"] == {"items": 2, "controls": 0, "pass": 0, "fail": 2, "error": 0,
+                              "xfail": 0, "xpass": 0,
                               "seconds": pytest.approx(sum(r.seconds for r in session.results))}
     [claim] = rep["claims"]
     assert claim["figure"] == {"path": "demo.png", "error": None} and claim["status"] == "fail"
@@ -160,3 +164,118 @@ def test_cuda_request_without_gpu_is_a_clear_error() -> None:
         pytest.skip("a GPU is present")
     with pytest.raises(ValueError, match="torch.cuda.is_available"):
         ClaimSession("smoke", "cuda")
+
+
+# --------------------------------------------------------------------------- controls
+def test_control_passes_when_its_expectations_fail(claims_dir: Path) -> None:
+    session = run_all(write_controlled(claims_dir, controls=CONTROL_FALLING + CONTROL_STEEPER))
+    by_id = {r.item_id: r for r in session.results}
+    assert list(by_id) == ["demo[slope=1.0]", "demo[slope=2.0]", "demo[control-falling-slope=-1.0]",
+                           "demo[control-falling-slope=-2.0]", "demo[control-steeper-slope=3.0]"]
+    falling = by_id["demo[control-falling-slope=-1.0]"]
+    assert falling.status == "pass" and falling.held == [] and not falling.verdicts[0].passed
+    steeper = by_id["demo[control-steeper-slope=3.0]"]
+    assert steeper.status == "fail" and steeper.held == ["slope positive"]
+    item = steeper.to_dict()
+    assert (item["kind"], item["control"], item["label"]) == ("control", "steeper",
+                                                              "control-steeper-slope=3.0")
+    assert item["expect_fail"] == ["slope positive"] and item["held"] == ["slope positive"]
+    assert by_id["demo[slope=1.0]"].to_dict()["kind"] == "claim"
+    assert session.summary_line() == "5 claim items (3 controls): 4 pass, 1 fail, 0 error, " \
+                                     "0 known failure"
+
+
+def test_known_failure_does_not_apply_to_controls(claims_dir: Path) -> None:
+    sections = ('[params]\nnoise = 0.01\n\n[grid]\nslope = [1.0]\n\n[profiles.smoke]\n'
+                'known_failure = "a note, for the test"\n')
+    session = run_all(write_controlled(claims_dir, sections=sections,
+                                       controls=CONTROL_FALLING + CONTROL_STEEPER))
+    assert [r.status for r in session.results] == ["xpass", "pass", "pass", "fail"]
+
+
+def test_control_experiment_exception_is_an_error(claims_dir: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    line = registry.REGISTRY["example_line"]
+
+    def breaks_when_falling(params: dict, seed: int, device: torch.device) -> Measurement:
+        if params["slope"] < 0:
+            raise RuntimeError("boom in the control")
+        return line(params, seed, device)
+
+    monkeypatch.setitem(registry.REGISTRY, "breaks", Experiment("breaks", breaks_when_falling))
+    session = run_all(write_controlled(claims_dir, experiment="breaks"))
+    assert [r.status for r in session.results] == ["pass", "pass", "error", "error"]
+    assert "boom in the control" in session.results[2].error
+
+
+def test_report_shows_controls_beside_their_claim(claims_dir: Path) -> None:
+    import matplotlib.image
+
+    session = run_all(write_controlled(claims_dir, controls=CONTROL_FALLING + CONTROL_STEEPER))
+    out = session.write_report(claims_dir.parent / "out")
+    rep = load_report(out)
+    assert rep["summary"]["controls"] == 3 and rep["summary"]["items"] == 5
+    [claim] = rep["claims"]
+    assert claim["status"] == "pass" and claim["items"] == ["demo[slope=1.0]", "demo[slope=2.0]"]
+    assert [(c["name"], c["status"], c["held"], c["items"]) for c in claim["controls"]] == [
+        ("falling", "pass", [], ["demo[control-falling-slope=-1.0]",
+                                 "demo[control-falling-slope=-2.0]"]),
+        ("steeper", "fail", ["slope positive"], ["demo[control-steeper-slope=3.0]"])]
+    assert claim["controls"][0]["reason"].startswith("Example (2024), Sec. 0: a falling line")
+    assert claim["controls"][1]["expect_fail"] == ["slope positive"] and claim["no_control"] is None
+    assert [i["kind"] for i in rep["items"]] == ["claim"] * 2 + ["control"] * 3
+    md = (out / "report.md").read_text()
+    assert md == render_markdown(rep)
+    for text in ("## demo: Demo line (PASS; controls: falling PASS, steeper FAIL)",
+                 "5 items (3 controls): 4 pass, 1 fail",
+                 "| demo | control-falling-slope=-1.0 | PASS |",
+                 "### control falling: expectations failed as predicted (PASS)",
+                 "### control steeper: CONTROL FAILED: slope positive held (FAIL)",
+                 "Expected to fail: slope positive.", "Changes: grid {'slope': [3.0]}.",
+                 "| grid point | expectation | measured | expected | predicted | verdict |",
+                 "| control-steeper-slope=3.0 | slope positive | 2.996, 2.986 | > 0 (all 2 seeds) "
+                 "| fail | PASS |",
+                 "Held in the control (the claim's test would pass without the effect):"):
+        assert text in md, text
+    assert claim["figure"] == {"path": "demo.png", "error": None}
+    png = matplotlib.image.imread(out / "demo.png")  # three panels side by side
+    alone = matplotlib.image.imread(run_all(write_claim(claims_dir, "alone")).write_report(
+        claims_dir.parent / "out-alone") / "alone.png")
+    assert png.shape[1] > 2.5 * alone.shape[1]
+
+
+def test_a_failing_control_figure_is_recorded(claims_dir: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    exp = registry.REGISTRY["example_line"]
+
+    def fails_when_falling(records: list) -> object:
+        if records[0]["params"]["slope"] < 0:
+            raise ValueError("control figure went wrong")
+        return exp.figure(records)
+
+    monkeypatch.setitem(registry.REGISTRY, "example_line",
+                        Experiment(exp.name, exp.func, fails_when_falling, exp.metrics))
+    out = run_all(write_controlled(claims_dir)).write_report(claims_dir.parent / "out")
+    fig = load_report(out)["claims"][0]["figure"]
+    assert fig["path"] == "demo.png" and (out / "demo.png").exists()  # the claim's panel
+    assert fig["error"].startswith("control falling: expectations failed as predicted:\n")
+    assert "control figure went wrong" in fig["error"]
+    assert "Figure failed" in (out / "report.md").read_text()
+
+
+def test_seeds_override_is_recorded(claims_dir: Path) -> None:
+    session = run_all(write_controlled(claims_dir), seeds=[3, 4, 5])
+    assert {r.setup.seeds for r in session.results} == {(3, 4, 5)}
+    out = session.write_report(claims_dir.parent / "out")
+    rep = load_report(out)
+    assert rep["seeds_override"] == [3, 4, 5]
+    assert {(tuple(i["seeds"]), tuple(i["declared_seeds"]), tuple(i["seeds_override"]))
+            for i in rep["items"]} == {((3, 4, 5), (0, 1), (3, 4, 5))}
+    assert [r["seed"] for r in rep["items"][2]["records"]] == [3, 4, 5]
+    md = (out / "report.md").read_text()
+    assert "**seeds overridden: not the declared run**: every item ran seeds [3, 4, 5]" in md
+    plain = load_report(run_all(write_controlled(claims_dir)).write_report(
+        claims_dir.parent / "plain"))
+    assert plain["seeds_override"] is None and plain["items"][0]["seeds_override"] is None
+    with pytest.raises(ValueError, match="distinct non-negative"):
+        ClaimSession("smoke", "cpu", seeds=[1, 1])

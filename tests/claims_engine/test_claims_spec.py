@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from claims_engine_helpers import SLOPE_OK, write_claim
+from claims_engine_helpers import CONTROL_FALLING, SLOPE_OK, SLOPE_POSITIVE, write_claim, \
+    write_controlled
 from hessbench.claims.discovery import claim_files, is_claim_file
 from hessbench.claims.errors import ClaimSpecError
 from hessbench.claims.spec import load_claim, load_claims
@@ -159,3 +160,96 @@ def test_documented_example_is_valid_toml_with_known_keys() -> None:
     assert set(data) <= TOP_KEYS and isinstance(data["seeds"], list)
     assert set(data["grid"]) == {"k", "optimizer"}  # seeds did not fall into [grid]
     assert all(e["relation"] in RELATIONS for e in data["expectations"])
+    names = {e["name"] for e in data["expectations"]}
+    assert data["controls"] and all(set(c["expect_fail"]) <= names for c in data["controls"])
+
+
+# --------------------------------------------------------------------------- controls
+def test_controls_resolve_over_the_profile(claims_dir: Path) -> None:
+    controls = CONTROL_FALLING + '''
+[[controls]]
+name = "cheap-at-smoke"
+params = { slope = -2.0, n_points = 21 }
+grid = { noise = [0.0, 0.1] }
+seeds = [5, 6, 7]
+expect_fail = ["slope positive"]
+reason = "Example (2024), Sec. 0: a control with its own grid, seeds and a cheaper smoke run"
+profiles.smoke = { params = { n_points = 5 }, seeds = [5] }
+'''
+    claim = load_claim(write_controlled(claims_dir, sections=PROFILES, controls=controls))
+    assert [c.name for c in claim.controls] == ["falling", "cheap-at-smoke"]
+    assert claim.no_control is None and claim.controls[0].expect_fail == ("slope positive",)
+    falling = claim.setup("smoke", "falling")
+    assert falling.params == {"noise": 0.01, "trials": 10}
+    assert falling.grid == {"slope": (-1.0, -2.0)} and falling.seeds == (7,)  # the profile's
+    assert falling.known_failure is None and falling.kind == "control" and not falling.gpu
+    assert [claim.item_id(falling, p) for p in falling.points()] == [
+        "demo[control-falling-slope=-1.0]", "demo[control-falling-slope=-2.0]"]
+    cheap = claim.setup("smoke", "cheap-at-smoke")
+    assert cheap.params == {"noise": 0.01, "trials": 10, "slope": -2.0, "n_points": 5}
+    assert cheap.grid == {"noise": (0.0, 0.1)} and cheap.seeds == (5,)
+    paper = claim.setup("paper", "cheap-at-smoke")
+    assert paper.params["n_points"] == 21 and paper.seeds == (5, 6, 7) and paper.gpu
+    assert [s.kind for s in claim.setups("smoke")] == ["claim", "control", "control"]
+    assert claim.to_dict("smoke")["controls"][1] == {
+        "name": "cheap-at-smoke", "reason": "Example (2024), Sec. 0: a control with its own "
+        "grid, seeds and a cheaper smoke run", "expect_fail": ["slope positive"],
+        "params": {"slope": -2.0, "n_points": 5}, "grid": {"noise": [0.0, 0.1]}, "seeds": [5]}
+
+
+def test_no_control_is_kept(claims_dir: Path) -> None:
+    claim = load_claim(write_claim(claims_dir, no_control="an exact  identity"))
+    assert claim.controls == () and claim.no_control == "an exact identity"
+    assert [s.kind for s in claim.setups("paper")] == ["claim"]
+
+
+def control(extra: str, name: str = "falling", params: str = "{ slope = -1.0 }",
+            expect_fail: str = '["slope positive"]') -> str:
+    return (f'\n[[controls]]\nname = "{name}"\nparams = {params}\nexpect_fail = {expect_fail}\n'
+            f'reason = "Example, Sec. 0"\n{extra}')
+
+
+NO_GRID = "[params]\nnoise = 0.01\nslope = 1.0\n"
+CONTROL_BAD = [
+    # (write_controlled kwargs, key in the message, words in the message)
+    ({"controls": control("", expect_fail='["slope positiv"]')}, "controls[0].expect_fail",
+     "control 'falling': unknown expectation name(s) ['slope positiv']; the claim's "
+     "expectations: 'slope positive'"),
+    ({"controls": control("", expect_fail="[]")}, "controls[0].expect_fail", "non-empty list"),
+    ({"controls": ""}, "controls", "every claim needs a negative control: add a [[controls]]"),
+    ({"controls": CONTROL_FALLING, "no_control": "none"}, "no_control", "not both"),
+    ({"controls": "", "no_control": " "}, "no_control", "non-empty string"),
+    ({"controls": CONTROL_FALLING * 2}, "controls[1].name", "duplicate control name 'falling'"),
+    ({"controls": control("", name="GD")}, "controls[0].name", "lower-case slug"),
+    ({"controls": control("", params="{}")}, "controls[0]",
+     "control 'falling' changes nothing in profile 'smoke'"),
+    ({"controls": control("", params="{ noise = 0.1 }").replace('reason = "Example, Sec. 0"\n',
+                                                                "")},
+     "controls[0].reason", "control 'falling': required, a non-empty string citing the paper"),
+    ({"controls": control("seed = [1]\n")}, "controls[0]", "unknown key(s) ['seed']"),
+    ({"controls": control("profiles.fast = { seeds = [1] }\n")}, "controls[0].profiles.fast",
+     "unknown profile"),
+    ({"controls": control("profiles.smoke = { gpu = false }\n")}, "controls[0].profiles.smoke",
+     "must be a table of params, grid, seeds"),
+    ({"controls": control("profiles.smoke = { seeds = [0, 0] }\n")},
+     "controls[0].profiles.smoke.seeds", "duplicate seeds"),
+    ({"controls": control("")}, "controls[0].params",
+     "control 'falling' sets ['slope'], which the grid of profile 'smoke' also sets"),
+    ({"controls": control("grid = { noise = [0.1] }\n", params="{ n_points = 5 }",
+                          expect_fail='["slope recovered"]'), "body": SLOPE_OK}, "controls[0]",
+     "placeholder(s) ['slope'] of expectations[0] ('slope recovered') are neither params nor "
+     "grid keys of control 'falling' in profile 'smoke'"),
+    ({"sections": NO_GRID, "body": SLOPE_POSITIVE * 2}, "expectations[1].name",
+     "duplicate expectation name 'slope positive' (also expectations[0])"),
+]
+
+
+@pytest.mark.parametrize("change, key, words", CONTROL_BAD,
+                         ids=[f"{b[1]}: {b[2][:40]}" for b in CONTROL_BAD])
+def test_control_errors_name_file_key_and_problem(claims_dir: Path, change: dict, key: str,
+                                                  words: str) -> None:
+    path = write_controlled(claims_dir, **change)
+    with pytest.raises(ClaimSpecError) as info:
+        load_claim(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: ") and info.value.key == key and words in msg, msg
