@@ -18,7 +18,12 @@ Measured after the epochs listed in ``eval_epochs``: Sigma = the SGD covariance 
 batch size 10 (``hb.gradient_covariance``, centred, with replacement; the released
 code estimates it from 100 sampled minibatches), the Hessian H, the indicator
 Tr(H Sigma) and the isotropic reference Tr(H Sigma_iso) = Tr(H) Tr(Sigma) / D;
-ratio = Tr(H Sigma) / Tr(H Sigma_iso) (independent of the batch-size scale).
+ratio = Tr(H Sigma) / Tr(H Sigma_iso) (independent of the batch-size scale). Per seed,
+``log_ratio_width_slope`` is the least-squares slope of log ratio against log width (Eq. 17
+predicts growth like a power of D) and ``min_train_accuracy`` the smallest training
+accuracy over the widths (Prop. 2(2) holds near a minimum that fits the data).
+``noise="anti_aligned"`` replaces Sigma by :func:`anti_aligned` (its spectrum on H's
+eigenvectors in reverse order): the negative control of Prop. 1's alignment condition.
 
 Hessian: f is piecewise linear in the parameters and the clipped square loss is
 piecewise quadratic in f, so almost everywhere the Hessian equals the Gauss-Newton
