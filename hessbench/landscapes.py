@@ -110,6 +110,24 @@ WEI_SCHWAB_EXP = ValleyToy(
 """Wei & Schwab §4.2, Fig. 2c-d (Corollary 2.1: noise structure selects what decreases)."""
 
 
+def _tradeoff_profile(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # f_1(u) = exp(u), f_2(u) = 4 exp(-u / 2).
+    e1, e2 = torch.exp(u[:, 0]), 4.0 * torch.exp(-0.5 * u[:, 1])
+    return (torch.stack([e1, e2], dim=1), torch.stack([e1, -0.5 * e2], dim=1),
+            torch.stack([e1, 0.25 * e2], dim=1))
+
+
+TRACE_LOGDET_TRADEOFF = ValleyToy(
+    name="trace_logdet_tradeoff", formula="L = exp(t3) t1^2 + 4 exp(-t3 / 2) t2^2",
+    forms=((1.0,), (1.0,)), profile=_tradeoff_profile)
+"""Ours (for Wei & Schwab §4.2, Fig. 2c-d): a one-dimensional valley on which the trace and
+the log-determinant are anti-correlated, as the paper says its toy was designed to be. On the
+floor ``Tr H = 2 (e^u + 4 e^{-u/2})`` falls with u for ``u < (2/3) ln 2`` while
+``log det H_nd = log 16 + u / 2`` rises with u everywhere, so lowering one raises the other.
+(The printed exp toy does not have this property: there ``grad Tr H . grad log det H_nd > 0``
+on the whole floor, so any diagonal noise lowers both to leading order.)"""
+
+
 def valley_loss(toy: ValleyToy, theta: torch.Tensor) -> torch.Tensor:
     """``L(theta)`` per chain, shape ``(B,)``."""
     x, y = toy.split(theta)

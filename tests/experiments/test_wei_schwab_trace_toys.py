@@ -11,8 +11,8 @@ from hessbench.experiments.valley_sgd import leading_order_path, mean_drift, val
 from hessbench.experiments.wei_schwab_trace_noise_structure import \
     wei_schwab_trace_noise_structure
 from hessbench.experiments.wei_schwab_trace_rate import wei_schwab_trace_rate
-from hessbench.landscapes import (WEI_SCHWAB_ABS, WEI_SCHWAB_EXP, valley_floor_logdet,
-                                  valley_floor_trace)
+from hessbench.landscapes import (TRACE_LOGDET_TRADEOFF, WEI_SCHWAB_ABS, WEI_SCHWAB_EXP,
+                                  valley_floor_logdet, valley_floor_trace)
 from tests.experiment_helpers import record
 
 F64 = torch.float64
@@ -117,6 +117,9 @@ def test_valley_sgd_rejects_bad_input(kwargs, match) -> None:
      {"eta": [0.005, 0.01], "chains": 20, "equilibrate": 20, "measure": 20}),
     ("wei_schwab_trace_noise_structure", wei_schwab_trace_noise_structure,
      {"chains": 20, "groups": 4, "equilibrate": 20, "measure": 20, "record_every": 7}),
+    ("wei_schwab_trace_noise_structure", wei_schwab_trace_noise_structure,
+     {"toy": "wei_schwab_exp", "y0": [1.0, 0.5], "chains": 20, "groups": 4, "equilibrate": 20,
+      "measure": 20}),
 ])
 def test_experiments_return_declared_metrics_and_draw(name, func, params) -> None:
     m = func(params, 0, CPU)
@@ -128,3 +131,33 @@ def test_experiments_return_declared_metrics_and_draw(name, func, params) -> Non
 def test_experiment_rejects_unknown_param() -> None:
     with pytest.raises(ValueError, match="unknown params"):
         wei_schwab_trace_rate({"etta": [0.1]}, 0, CPU)
+
+
+@pytest.mark.parametrize("noise, lowered, raised", [("hessian", valley_floor_trace,
+                                                     valley_floor_logdet),
+                                                    ("isotropic", valley_floor_logdet,
+                                                     valley_floor_trace)])
+def test_each_noise_selects_its_quantity_on_the_tradeoff_toy(noise, lowered, raised) -> None:
+    """Leading order on the anti-correlated toy: SGD-like noise lowers Tr H and raises log det,
+    isotropic noise the reverse (Theorem 1 and Corollary 2.1 select opposite directions)."""
+    path = leading_order_path(TRACE_LOGDET_TRADEOFF, torch.tensor([0.0], dtype=F64), 0.01, 0.5,
+                              noise, 2000)
+    ends = path[[0, -1]]
+    assert (lowered(TRACE_LOGDET_TRADEOFF, ends).diff() < 0).all()
+    assert (raised(TRACE_LOGDET_TRADEOFF, ends).diff() > 0).all()
+
+
+def test_swapped_noises_swap_the_predicted_changes() -> None:
+    """The control knob: with swap_noises the "sgd" label runs isotropic noise at the matched
+    scale and vice versa, so the leading-order predictions trade places exactly."""
+    params = {"chains": 4, "groups": 2, "equilibrate": 10, "measure": 10}
+    plain = wei_schwab_trace_noise_structure(params, 0, CPU).metrics
+    swapped = wei_schwab_trace_noise_structure({**params, "swap_noises": True}, 0, CPU).metrics
+    for q in ("trace", "logdet"):
+        assert swapped[f"{q}_change_sgd_predicted"] == plain[f"{q}_change_iso_predicted"]
+        assert swapped[f"{q}_change_iso_predicted"] == plain[f"{q}_change_sgd_predicted"]
+
+
+def test_noise_structure_rejects_unknown_toy() -> None:
+    with pytest.raises(ValueError, match="toy must be one of"):
+        wei_schwab_trace_noise_structure({"toy": "banana"}, 0, CPU)
