@@ -12,9 +12,11 @@ this module builds, with ``torch.func``:
   (sampling with replacement; Zhu et al. 2019 Eq. 4, Wei & Schwab Eq. 5).
 
 ``data`` is one ``(inputs, targets)`` batch or any re-iterable of batches (a list, a
-DataLoader). Every operator is the dataset average, each batch weighted by its
-number of samples, streamed batch by batch. ``loss_fn(outputs, targets)`` must
-return the *mean* loss over the batch. The (model, loss, data) plumbing is
+DataLoader). Every operator is that of the dataset's *mean* loss, each batch weighted
+by its number of samples, streamed batch by batch. ``loss_fn(outputs, targets)`` may
+reduce a batch by its mean or its sum (read from ``loss_fn.reduction`` or detected; a
+sum is divided by the batch size), so 1 batch of 8 and 2 batches of 4 give the same
+operator in every function here. The (model, loss, data) plumbing is
 :class:`hessbench.problem.Problem`.
 
 The operator is evaluated at a snapshot of the parameters taken at construction;
@@ -36,6 +38,7 @@ from torch import nn
 from torch.func import grad, jvp, vjp, vmap
 
 from hessbench.problem import LossFn, ModePolicy, Problem
+from hessbench.validation import check_int
 
 __all__ = ["CurvatureOperator", "OuterProductOperator", "hessian", "ggn", "fisher",
            "gradient_covariance", "as_operator", "dense_memory_bytes", "require_memory"]
@@ -63,13 +66,13 @@ _DENSE_ADVICE = ("use hessbench.eigsh(op, k=...) for a few eigenvalues or "
 
 
 def require_memory(need: int, device: torch.device, max_memory_bytes: int | None,
-                   what: str) -> int:
+                   what: str, advice: str = _DENSE_ADVICE) -> int:
     """Raise ``MemoryError`` (with advice) when ``need`` bytes exceed the device's
     available memory or ``max_memory_bytes``; return the limit that was applied."""
     limit = _available_memory(device) if max_memory_bytes is None else max_memory_bytes
     if need > limit:
         raise MemoryError(f"{what} needs {need / 2**30:.2f} GiB but only {limit / 2**30:.2f} GiB "
-                          f"is available; {_DENSE_ADVICE}")
+                          f"is available; {advice}")
     return limit
 
 
@@ -87,7 +90,8 @@ class CurvatureOperator:
         self.dtype = dtype
         self.device = torch.device(device)
         self.name = name
-        self.chunk_size = chunk_size
+        self.chunk_size = None if chunk_size is None else check_int(
+            "chunk_size", chunk_size, minimum=1, hint="or None for one block")
         self.matvecs = 0
 
     @property
@@ -134,21 +138,29 @@ class CurvatureOperator:
         """The dense n x n matrix, built from blocks of identity columns.
 
         Refuses (``MemoryError``) when it would not fit in the device's available memory
-        (or ``max_memory_bytes``); use :func:`hessbench.eigsh` or
-        :func:`hessbench.spectral_density` then.
+        (or ``max_memory_bytes``): the matrix and one block of identity columns and of
+        their products; use :func:`hessbench.eigsh` or :func:`hessbench.spectral_density`
+        then.
         """
         n = self.num_params
-        require_memory(dense_memory_bytes(n, self.dtype, copies=1), self.device,
-                       max_memory_bytes, f"{self.name}: the dense {n} x {n} matrix")
         # Wider blocks amortise vmap's per-call overhead (about 4x per HVP from 32 to
         # 512 vectors on the 4270-parameter MLP); memory grows with the block.
-        step = chunk_size or max(self.chunk_size or n, 256)
-        eye = torch.eye(n, dtype=self.dtype, device=self.device)
+        step = min(n, chunk_size or max(self.chunk_size or n, 256))
+        step = check_int("chunk_size", step, minimum=1)
+        size = torch.empty((), dtype=self.dtype).element_size()
+        require_memory(n * n * size + 2 * n * step * size, self.device, max_memory_bytes,
+                       f"{self.name}: the dense {n} x {n} matrix")
+        out = torch.empty(n, n, dtype=self.dtype, device=self.device)
         saved, self.chunk_size = self.chunk_size, step
         try:
-            return self.matmat(eye)
+            for i in range(0, n, step):
+                w = min(step, n - i)
+                E = torch.zeros(n, w, dtype=self.dtype, device=self.device)
+                E[torch.arange(i, i + w), torch.arange(w)] = 1.0
+                out[:, i:i + w] = self.matmat(E)
         finally:
             self.chunk_size = saved
+        return out
 
     def to_scipy(self):
         """A ``scipy.sparse.linalg.LinearOperator`` in float64 (numpy in, numpy out)."""
@@ -276,7 +288,7 @@ def ggn(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None = 
             out, pullback = vjp(lambda p: prob.outputs(p, x), prob.params)
             # d^2 l / d f^2 is symmetric, so its vjp is its product (reverse mode works
             # for losses without forward-mode derivatives, e.g. nn.MSELoss).
-            _, loss_hessian = vjp(grad(lambda o: prob.loss_fn(o, y)), out)
+            _, loss_hessian = vjp(grad(lambda o: prob.batch_loss(o, y)), out)
 
             def gv(t):
                 jv = jvp(lambda p: prob.outputs(p, x), (prob.params,), (t,))[1]
@@ -304,6 +316,7 @@ class OuterProductOperator(CurvatureOperator):
 
     def __init__(self, prob: Problem, *, name: str, centre: bool, scale: float,
                  chunk_size: int | None) -> None:
+        prob.require_per_sample(name)
         mean_grad = prob.dataset_average(
             lambda x, y: prob.per_sample_gradients(x, y).mean(0)) if centre else None
 
@@ -341,8 +354,7 @@ def gradient_covariance(model: nn.Module, loss_fn: LossFn, data, *, batch_size: 
     size-B minibatch gradient sampled with replacement (Zhu et al. 2019, Eq. 4).
     ``op.mean_gradient`` holds the full-batch gradient g.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     prob = Problem(model, loss_fn, data, dtype=dtype, device=device, params=params, mode=mode)
     return OuterProductOperator(prob, name="gradient_covariance", centre=True,
                                 scale=1.0 / batch_size, chunk_size=chunk_size)

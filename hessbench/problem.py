@@ -1,13 +1,21 @@
 """The (model, loss, data) problem that curvature operators and training routines act on.
 
 A model f(x; theta) with trainable parameters theta, a loss ``loss_fn(outputs, targets)``
-that returns the *mean* loss over a batch, and data given as one ``(inputs, targets)``
-batch or a re-iterable of batches (a list, a DataLoader) define the dataset average
+and data given as one ``(inputs, targets)`` batch or a re-iterable of batches (a list, a
+DataLoader) define the dataset's *mean* loss
 
-    L(theta) = sum_b n_b L_b(theta) / sum_b n_b,
+    L(theta) = (1/N) sum_i l_i(theta) = sum_b n_b L_b(theta) / sum_b n_b,
 
-L_b the mean loss of batch b and n_b its number of samples, so ragged batches weigh
-what their samples weigh. theta in R^n is the concatenation of the trainable
+l_i = ``loss_fn`` on the one-sample batch i, L_b the mean loss of batch b and n_b its
+number of samples, so ragged batches weigh what their samples weigh. ``loss_fn`` may
+reduce a batch by its mean or by its sum: the reduction is read from an ``nn.Module``
+loss's ``reduction`` and otherwise detected at construction (the first batch repeated
+twice gives the same loss for a mean, twice the loss for a sum); a sum is divided by
+n_b, so every operator is that of L whatever the batching, and a loss that is neither
+is refused. The loss and the batches must be deterministic, so that an operator is one
+matrix: a forward pass that differs between two calls (functional dropout) is refused,
+and with ``mode="train"`` BatchNorm the batches must be fixed (a list, or a DataLoader
+that does not shuffle). theta in R^n is the concatenation of the trainable
 parameters in ``model.named_parameters()`` order, each flattened row-major (the order
 :func:`torch.nn.utils.parameters_to_vector` uses).
 
@@ -25,18 +33,23 @@ from typing import Literal
 import torch
 from torch import nn
 from torch.func import functional_call, grad, jacrev, vmap
+from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
+
+from hessbench.validation import check_device, check_finite_batch, check_names
 
 __all__ = ["LossFn", "Batch", "ModePolicy", "Problem", "trainable_parameters", "flatten"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-"""``loss_fn(outputs, targets)``: the mean loss over the batch, a scalar tensor."""
+"""``loss_fn(outputs, targets)``: the mean (or sum) of the per-sample losses of the batch,
+a scalar tensor."""
 Batch = tuple[torch.Tensor, torch.Tensor]
 """One ``(inputs, targets)`` batch."""
 ModePolicy = Literal["error", "eval", "train"]
 """What to do with BatchNorm/Dropout in train mode: refuse, evaluate in eval mode, or use
 batch statistics (BatchNorm only; running statistics untouched)."""
 
-_STOCHASTIC = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd, nn.Dropout)
+_BATCHNORM = nn.modules.batchnorm._BatchNorm
+_STOCHASTIC = (_BATCHNORM, nn.modules.dropout._DropoutNd, nn.Dropout)
 
 
 def trainable_parameters(model: nn.Module,
@@ -49,6 +62,7 @@ def trainable_parameters(model: nn.Module,
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     named = {k: p for k, p in model.named_parameters() if p.requires_grad}
+    names = check_names(names)
     if names is not None:
         unknown = sorted(set(names) - set(named))
         if unknown:
@@ -74,7 +88,9 @@ class Problem:
     ``device``/``dtype`` (default: those of the first one); frozen parameters and buffers
     ride along as constants, cast the same way; training the model afterwards does not
     change the problem. Construction checks the mode policy and evaluates the loss on
-    the first batch: it must be a finite scalar, and the parameters finite.
+    the first batch: it must be a finite scalar, the parameters finite, the forward
+    pass deterministic, and the loss a mean or a sum over the batch (``reduction``).
+    Every batch's floating inputs and targets are checked for NaN/Inf as it streams.
 
     Attributes: ``model``, ``loss_fn``, ``mode``, ``data`` (a re-iterable of batches),
     ``device``, ``dtype``, ``names``, ``shapes``, ``sizes``, ``num_params`` (= n),
@@ -86,10 +102,11 @@ class Problem:
                  params: Sequence[str] | None = None, mode: ModePolicy = "error") -> None:
         named = trainable_parameters(model, params)
         first = next(iter(named.values()))
-        self.device = torch.device(device) if device is not None else first.device
+        self.device = check_device(device, first.device)
         self.dtype = dtype if dtype is not None else first.dtype
-        if not self.dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating-point dtype, got {self.dtype}")
+        if not isinstance(self.dtype, torch.dtype) or not self.dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating-point torch.dtype (e.g. dtype=torch."
+                            f"float64), got {self.dtype!r}")
         self.model, self.loss_fn, self.mode = model, loss_fn, mode
         self.names = list(named)
         self.shapes = [p.shape for p in named.values()]
@@ -100,7 +117,13 @@ class Problem:
                       for k, t in [*model.named_parameters(), *model.named_buffers()]
                       if k not in named}
         self._check_mode()
+        self.batch_statistics = mode == "train" and any(
+            isinstance(m, _BATCHNORM) and m.training for m in model.modules())
+        """Whether BatchNorm normalises by batch statistics (mode='train')."""
         self.data = _normalise_data(data)
+        _check_fixed_batches(self.data, self.batch_statistics)
+        self.reduction = "mean"
+        """How ``loss_fn`` reduces a batch, 'mean' or 'sum' (detected at construction)."""
         self._check_first_batch()
 
     # -- data
@@ -115,16 +138,24 @@ class Problem:
 
     def batches(self) -> Iterator[Batch]:
         """Yield the non-empty (inputs, targets) batches on the problem's device, floating
-        tensors in its dtype; ``ValueError`` when there is none."""
+        tensors in its dtype; ``ValueError`` when there is none, or when a batch holds
+        NaN/Inf (naming its index)."""
+        for _, x, y in self.indexed_batches():
+            yield x, y
+
+    def indexed_batches(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """:meth:`batches` with each batch's 0-based index in ``data``."""
         empty = True
-        for batch in self.data:
+        for i, batch in enumerate(self.data):
             if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
                 raise TypeError("each batch must be an (inputs, targets) pair, got "
                                 f"{type(batch).__name__}")
             if len(batch[0]) == 0:
                 continue
             empty = False
-            yield self._cast_batch(*batch)
+            x, y = self._cast_batch(*batch)
+            check_finite_batch(x, y, i)
+            yield i, x, y
         if empty:
             raise ValueError("data is empty: no batch with at least one sample")
 
@@ -134,9 +165,14 @@ class Problem:
         return isinstance(self.data, (list, tuple)) and len(self.data) == 1
 
     def _check_first_batch(self) -> None:
+        for k, p in self.params.items():
+            if not torch.isfinite(p).all():
+                raise ValueError(f"parameter {k!r} contains NaN or Inf")
         x, y = next(iter(self.batches()))
-        with self.mode_context():
-            loss = self.loss(self.params, x, y)
+        with self.mode_context(), torch.no_grad():
+            out = self.outputs(self.params, x)
+            again = self.outputs(self.params, x)
+            loss = self.loss_fn(out, y)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
             raise ValueError(f"loss_fn must return a scalar (the mean loss over the batch), got "
@@ -144,9 +180,31 @@ class Problem:
         if not torch.isfinite(loss):
             raise ValueError(f"loss is {loss.item()} on the first batch; check the inputs and "
                              f"parameters for NaN/Inf")
-        for k, p in self.params.items():
-            if not torch.isfinite(p).all():
-                raise ValueError(f"parameter {k!r} contains NaN or Inf")
+        if isinstance(out, torch.Tensor) and isinstance(again, torch.Tensor):
+            tol = 64 * torch.finfo(out.dtype).eps if out.is_floating_point() else 0.0
+            if not torch.allclose(out, again, rtol=tol, atol=tol * float(out.abs().max()),
+                                  equal_nan=True):
+                raise ValueError(
+                    "the model's forward pass is random: two calls on the first batch differ "
+                    "(functional dropout such as F.dropout(x, training=True), or other random "
+                    "ops), so the curvature is not one matrix; make the forward deterministic "
+                    "(e.g. F.dropout(x, training=self.training) with model.eval())")
+            self.reduction = _detect_reduction(self.loss_fn, out, y, loss)
+
+    def batch_loss(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The *mean* per-sample loss of a batch: ``loss_fn``, divided by the batch size
+        when it sums (``reduction == 'sum'``)."""
+        loss = self.loss_fn(outputs, y)
+        return loss / len(y) if self.reduction == "sum" else loss
+
+    def require_per_sample(self, what: str) -> None:
+        """Refuse per-sample curvature where it is undefined (train-mode BatchNorm)."""
+        if self.batch_statistics:
+            raise ValueError(
+                f"{what} needs per-sample gradients, but with mode='train' BatchNorm "
+                f"normalises by batch statistics, which a single sample does not have: "
+                f"per-sample curvature is undefined. Pass mode='eval' (running statistics) "
+                f"or call model.eval()")
 
     # -- train / eval policy
     def _check_mode(self) -> None:
@@ -216,17 +274,23 @@ class Problem:
         return functional_call(self.model, {**p, **self.const}, (x,))
 
     def loss(self, p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The mean loss of the batch (x, y) at parameters p."""
-        return self.loss_fn(self.outputs(p, x), y)
+        """The mean loss of the batch (x, y) at parameters p (see :meth:`batch_loss`)."""
+        return self.batch_loss(self.outputs(p, x), y)
 
     def dataset_average(self, per_batch: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
                         ) -> torch.Tensor:
         """sum_b n_b per_batch(x_b, y_b) / sum_b n_b over the batches, streamed, in the
-        mode policy's context."""
+        mode policy's context; ``ValueError`` naming the batch where a value is NaN/Inf."""
         total, count = None, 0
         with self.mode_context():
-            for x, y in self.batches():
-                val = per_batch(x, y) * len(x)
+            for i, x, y in self.indexed_batches():
+                val = per_batch(x, y)
+                if not bool(torch.isfinite(val).all()):
+                    raise ValueError(f"the curvature product on data batch {i} (0-based) is "
+                                     f"NaN/Inf although its inputs are finite: the loss "
+                                     f"overflows there; check that batch, or use "
+                                     f"dtype=torch.float64")
+                val = val * len(x)
                 total = val if total is None else total + val
                 count += len(x)
         return total / count
@@ -235,6 +299,7 @@ class Problem:
         """(b, n): row i is g_i = grad_theta l(f(x_i; theta), y_i) at the snapshot, by
         ``vmap(grad)`` in the mode policy's context. The model must not mix samples (no
         BatchNorm with batch statistics)."""
+        self.require_per_sample("per_sample_gradients")
         x, y = self._cast_batch(x, y)
 
         def one(p, xi, yi):
@@ -252,6 +317,7 @@ class Problem:
         The Gauss-Newton matrix of a loss with output Hessians Q_i is then
         (1/N) sum_i J_i^T Q_i J_i.
         """
+        self.require_per_sample("per_sample_jacobians")
         x = self._cast(x)
 
         def one(p, xi):
@@ -274,3 +340,61 @@ def _normalise_data(data) -> Iterable:
         raise TypeError("data is a one-shot iterator (e.g. a generator); operators iterate "
                         "over the data once per product, so pass a list or a DataLoader")
     return data
+
+
+def _check_fixed_batches(data, batch_statistics: bool) -> None:
+    """Refuse data whose batches may change between passes where that changes the operator:
+    train-mode BatchNorm on batches that are not fixed, and a shuffling DataLoader that
+    drops a different incomplete last batch each pass."""
+    fixed = isinstance(data, (list, tuple))
+    if isinstance(data, DataLoader):
+        sampler = data.batch_sampler.sampler if data.batch_sampler is not None else data.sampler
+        fixed = isinstance(sampler, SequentialSampler) and \
+            type(data.batch_sampler) in (BatchSampler, type(None))
+        size = data.batch_size
+        if not fixed and data.drop_last and size and len(data.dataset) % size:
+            raise ValueError("the DataLoader shuffles and drops its last incomplete batch, so "
+                             "each pass averages over different samples and the operator is "
+                             "not one matrix; pass drop_last=False or shuffle=False")
+    if batch_statistics and not fixed:
+        raise ValueError(
+            "mode='train' BatchNorm makes the operator depend on how samples are grouped into "
+            "batches, and this data (a shuffling DataLoader or another iterable) may regroup "
+            "them on every pass, so the operator would not be one matrix; pass fixed batches "
+            "(a list, e.g. list(loader), or a DataLoader with shuffle=False), or mode='eval'")
+
+
+def _detect_reduction(loss_fn: LossFn, out: torch.Tensor, y: torch.Tensor,
+                      loss: torch.Tensor) -> str:
+    """'mean' or 'sum': from an ``nn.Module`` loss's ``reduction``, else by the loss of the
+    batch repeated twice (equal for a mean, double for a sum); ``ValueError`` otherwise."""
+    declared = getattr(loss_fn, "reduction", None) if isinstance(loss_fn, nn.Module) else None
+    if declared in ("mean", "batchmean", "sum"):
+        if declared == "mean" and getattr(loss_fn, "weight", None) is not None:
+            raise ValueError(
+                f"{type(loss_fn).__name__}(weight=..., reduction='mean') divides each batch by "
+                f"its total class weight, not its number of samples, so batches do not average "
+                f"to the dataset loss; use reduction='sum' (hessbench divides by the number of "
+                f"samples)")
+        return "sum" if declared == "sum" else "mean"
+    if len(out) != len(y):
+        return "mean"
+    try:
+        with torch.no_grad():
+            ref = float(loss)
+            if ref == 0.0 and out.is_floating_point():   # a perfect fit: probe elsewhere
+                out = out + 1.0
+                ref = float(loss_fn(out, y))
+            twice = float(loss_fn(torch.cat([out, out]), torch.cat([y, y])))
+    except Exception:   # the probe does not apply (e.g. a loss tied to the batch size)
+        return "mean"
+    if ref == 0.0:
+        return "mean"
+    ratio = twice / ref
+    if abs(ratio - 1.0) <= 1e-3:
+        return "mean"
+    if abs(ratio - 2.0) <= 2e-3:
+        return "sum"
+    raise ValueError(f"loss_fn is neither a mean nor a sum of per-sample losses: on the first "
+                     f"batch repeated twice it gives {ratio:.4g}x its value on the batch (1 for "
+                     f"a mean, 2 for a sum); return the mean of the per-sample losses")

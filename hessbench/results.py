@@ -23,7 +23,9 @@ __all__ = ["EigResult", "TraceResult", "DensityResult", "MinimizeResult", "Train
 class EigResult:
     """Eigenpairs: ``values`` (numpy float64; descending for LA, ascending for SA/BE),
     ``vectors`` (torch float64, n x k, on the operator's device, or None),
-    ``residuals`` ||A y - theta y|| per pair, ``matvecs``, ``converged``."""
+    ``residuals`` ||A y - theta y|| per pair (for eigsh on a low-precision operator at
+    least ``noise_floor``, the attainable accuracy its products' rounding allows),
+    ``matvecs``, ``converged``."""
 
     values: np.ndarray
     vectors: torch.Tensor | None
@@ -33,6 +35,7 @@ class EigResult:
     which: str
     tol: float
     seed: int
+    noise_floor: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """Small shared helpers: seeded generators and device resolution."""
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 __all__ = ["seeded_generator", "resolve_device"]
@@ -12,10 +14,10 @@ def seeded_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gen
     Every stochastic routine in hessbench draws from its own generator so that
     results never depend on (or disturb) the global RNG.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool):
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}; pass e.g. seed=0")
     gen = torch.Generator(device=torch.device(device))
-    gen.manual_seed(seed)
+    gen.manual_seed(int(seed))
     return gen
 
 
