@@ -119,19 +119,38 @@ def target_checks(track: Mapping[str, float], ratios: Mapping[str, float]) -> li
 
 
 def load_baseline(path: str | Path) -> dict:
-    """Read a baseline JSON written by :func:`write_baseline`."""
+    """Read and validate a baseline JSON written by :func:`write_baseline`: every error
+    (missing, unreadable, not JSON, wrong shape, a figure that is not a number, no figures
+    at all) names the file and the fix."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no baseline at {path}; create it with "
                                 f"`hessbench bench gate --update --baseline {path}`")
-    data = json.loads(path.read_text())
+    fix = f"rewrite it with `hessbench bench gate --update --baseline {path}`"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{path}: not valid JSON ({exc}); {fix}") from None
     if not isinstance(data, dict) or not isinstance(data.get("track"), dict) \
-            or not isinstance(data.get("ratios"), dict):
+            or not isinstance(data.get("ratios"), dict) \
+            or not isinstance(data.get("meta", {}), dict):
         raise ValueError(f"{path}: not a hessbench baseline (needs 'track' and 'ratios' "
-                         f"objects); rewrite it with `hessbench bench gate --update`")
-    for kind in ("track", "ratios"):  # "inf" is stored as a string (JSON has no inf)
-        data[kind] = {k: float(v) for k, v in data[kind].items()}
+                         f"objects); {fix}")
+    for kind in ("track", "ratios"):
+        data[kind] = {k: _figure(v, f"{path}: {kind}.{k}", fix) for k, v in data[kind].items()}
+    if not data["track"] and not data["ratios"]:
+        raise ValueError(f"{path}: the baseline holds no figures, so it gates nothing; {fix}")
     return data
+
+
+def _figure(value: object, where: str, fix: str) -> float:
+    """A baseline figure as a float: a number, or a string such as "inf" (JSON has no inf)."""
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{where}: {value!r} is not a number; {fix}")
 
 
 def write_baseline(path: str | Path, track: Mapping[str, float], ratios: Mapping[str, float],

@@ -6,8 +6,8 @@ Modules, in the order data flows: ``discovery`` (which files are claims), ``spec
 enum, its labels and the run's counts), ``runner`` (grid x seeds -> measurements ->
 verdicts, for a claim and its negative controls, shared by the pytest plugin and
 ``hessbench claims``; its session writes the report), ``report`` (report.json /
-report.md / figures from plain data, atomic), ``table`` (terminal tables) and
-``plugin`` (pytest). Imports point one way:
+report.md / figures from plain data, atomic), ``lock`` (one run per report
+directory), ``table`` (terminal tables) and ``plugin`` (pytest). Imports point one way:
 ``runner`` uses ``report``, never the reverse. The format is documented in
 ``docs/claims-format.md``.
 

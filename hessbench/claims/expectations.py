@@ -405,7 +405,7 @@ def parse_expectation(table: Any, key: str, path: Path | str,
     if not isinstance(table, dict):
         raise err(f"must be a table, got {type(table).__name__}")
     rel_name = table.get("relation")
-    if rel_name not in RELATIONS:
+    if not isinstance(rel_name, str) or rel_name not in RELATIONS:
         raise err(f"unknown relation {rel_name!r}; known: {', '.join(sorted(RELATIONS))}",
                   "relation")
     rel = RELATIONS[rel_name]

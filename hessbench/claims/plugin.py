@@ -16,7 +16,11 @@ expectation does not hold; a control's fails when an expectation it lists in
 ``expect_fail`` holds, saying which, with the table and the control's reason.
 
 At session end the report (report.json, report.md, one PNG per claim) is written to
-``--claims-out`` or ``<rootdir>/results/claims/<timestamp>`` and a table is printed.
+``--claims-out`` or ``<rootdir>/results/claims/<timestamp>`` and a table is printed
+(never over a report holding items this run lacks: then beside it). ``--claims-out``
+is locked for the run (another run into it is a usage error), and once a claim file is
+collected SIGTERM interrupts the run as Ctrl-C does, so the finished items are reported.
+An experiment raising ``SystemExit`` is an error item like any other exception.
 When the arguments are only ``claims/`` folders that hold no claim file, the
 "no tests collected" exit status 5 becomes 0: an empty claims folder verifies
 nothing and is not an error.
@@ -26,7 +30,8 @@ collected, so the plugin costs nothing in ``pytest tests``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,14 +54,16 @@ class _State:
     files: int = 0
     session: ClaimSession | None = None
     out_dir: Path | None = None
+    guards: ExitStack = field(default_factory=ExitStack)  # the --claims-out lock, SIGTERM
 
     def get_session(self, config: pytest.Config) -> ClaimSession:
         if self.session is None:
-            from hessbench.claims.runner import ClaimSession
+            from hessbench.claims.runner import ClaimSession, sigterm_interrupts
 
             self.session = ClaimSession(profile=config.getoption("hessbench_profile"),
                                         device=config.getoption("hessbench_device"),
                                         root=config.rootpath)
+            self.guards.enter_context(sigterm_interrupts())  # claims run: SIGTERM = Ctrl-C
         return self.session
 
 
@@ -87,6 +94,27 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Lock ``--claims-out`` for this run (a usage error when another run holds it)."""
+    state, out = _state(session.config), session.config.getoption("hessbench_claims_out")
+    if out:
+        from hessbench.claims.lock import DirectoryInUse, RunLock
+
+        try:
+            lock = state.guards.enter_context(RunLock(Path(out).resolve()))
+        except (DirectoryInUse, OSError) as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if lock.note:
+            session.config.get_terminal_writer().line(f"hessbench: warning: {lock.note}",
+                                                      yellow=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Release the ``--claims-out`` lock and restore SIGTERM's handler (after the report
+    is written)."""
+    _state(config).guards.close()
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """A :class:`ClaimFile` for a claim file outside the rootdir's ``tests/`` folders."""
     if not is_claim_file(file_path):
@@ -111,12 +139,12 @@ class ClaimFile(pytest.File):
         state.files += 1
         try:
             claim = load_claim(self.path)
-            session = state.get_session(self.config)
-        except ValueError as exc:  # ClaimSpecError, or --device cuda without a GPU
+            plan = state.get_session(self.config).plan(claim)
+        except ValueError as exc:  # ClaimSpecError (a duplicate id too), or no GPU for cuda
             raise self.CollectError(str(exc)) from None
         return [ClaimItem.from_parent(self, name=claim.item_id(setup, p), claim=claim,
                                       setup=setup, point=p)
-                for setup, p in session.plan(claim)]
+                for setup, p in plan]
 
 
 class ClaimFailed(Exception):
@@ -236,5 +264,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
     items = [r.to_dict() for r in ses.results]
     terminalreporter.write_line(to_text(summary_table(items), _table_width(config)))
     terminalreporter.write_line(ses.summary_line())
+    out = config.getoption("hessbench_claims_out")
+    if out and state.out_dir is not None and state.out_dir != Path(out).resolve():
+        terminalreporter.write_line(f"kept the report in {out}, which holds items this run "
+                                    f"lacks; this run's report is beside it")
     if state.out_dir is not None:
         terminalreporter.write_line(f"report: {state.out_dir / 'report.md'}")

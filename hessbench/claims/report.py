@@ -16,7 +16,8 @@ Schema (``schema_version`` 2): ``schema``, ``schema_version``, ``started``,
 ``finished``, ``interrupted``, ``profile``, ``device``, ``requested_device``,
 ``seeds_override`` (the seeds every item ran instead of its declared ones, or null),
 ``environment`` (python, platform, torch, numpy, scipy, hessbench, git commit and
-dirty flag, cpu count, torch threads, device name, argv), ``summary`` (items,
+dirty flag, cpu count, torch threads, the BLAS thread variables ``thread_env``
+{OMP_NUM_THREADS, MKL_NUM_THREADS: value or null}, device name, argv), ``summary`` (items,
 controls, pass, fail, error, xfail, xpass, seconds), ``claims`` (id, title,
 statement, source, experiment, file, seeds, gpu, status, known failure, seconds,
 items, expectations with reasons, controls {name, reason, expect_fail, params, grid,
@@ -48,7 +49,7 @@ from hessbench.claims.status import Status, count_statuses, summary_line
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "write_report", "build_report", "render_figures",
            "render_markdown", "load_report", "atomic_write_bytes", "atomic_write_text",
-           "environment", "seeds_override_note"]
+           "environment", "seeds_override_note", "loses_items"]
 
 SCHEMA = "hessbench.claims.report"
 SCHEMA_VERSION = 2
@@ -88,6 +89,11 @@ def _json_safe(obj: Any) -> Any:
 
 
 # ----------------------------------------------------------------------- environment
+#: Environment variables that set the BLAS / OpenMP thread count, recorded in every
+#: report: a result near a threshold can depend on it (reductions change order).
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def _git(root: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
@@ -98,7 +104,7 @@ def _git(root: Path, *args: str) -> str | None:
 
 
 def environment(device: Any, root: Path) -> dict[str, Any]:
-    """Versions, platform, git commit and the device the run used."""
+    """Versions, platform, git commit, thread counts and the device the run used."""
     import numpy
     import scipy
     import torch
@@ -117,6 +123,7 @@ def environment(device: Any, root: Path) -> dict[str, Any]:
         "hessbench": hb_version, "git_commit": _git(root, "rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "thread_env": {name: os.environ.get(name) for name in THREAD_ENV},
         "cuda_available": torch.cuda.is_available(),
         "device_name": torch.cuda.get_device_name(device) if is_cuda
         else (platform.processor() or platform.machine()),
@@ -327,6 +334,20 @@ def load_report(path: Path | str) -> dict[str, Any]:
     return report
 
 
+def loses_items(out_dir: Path | str, item_ids: Sequence[str]) -> bool:
+    """Whether a report of ``item_ids`` written into ``out_dir`` would lose results: the
+    report there holds an item not among them, or its report.json is unreadable (kept, in
+    case it is a report of another version)."""
+    path = Path(out_dir) / "report.json"
+    if not path.exists():
+        return False
+    try:
+        earlier = {it["item"] for it in load_report(path)["items"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    return not earlier <= set(item_ids)
+
+
 # --------------------------------------------------------------------------- markdown
 SEEDS_OVERRIDDEN = "seeds overridden: not the declared run"
 
@@ -372,6 +393,7 @@ def _md_head(report: Mapping[str, Any]) -> list[str]:
         f"- python {env['python']}, torch {env['torch']}, numpy {env['numpy']}, "
         f"scipy {env['scipy']}, hessbench {env['hessbench']}, {env['platform']}",
         f"- git commit: `{env['git_commit']}`" + (" (dirty)" if env["git_dirty"] else ""),
+        _md_threads(env),
     ]
     if report["seeds_override"] is not None:
         lines.append(f"- **{SEEDS_OVERRIDDEN}**: every item ran seeds "
@@ -383,6 +405,15 @@ def _md_head(report: Mapping[str, Any]) -> list[str]:
     lines += [f"| {_cell(it['claim'])} | {_point(it)} | {Status(it['status']).label} "
               f"| {it['seconds']:.2f} | {it['device']} |" for it in report["items"]]
     return lines
+
+
+def _md_threads(env: Mapping[str, Any]) -> str:
+    """The thread counts a run used (a count near a threshold can depend on them)."""
+    thread_env = env.get("thread_env", {})  # absent in reports before issue 20
+    values = [f"{name}={thread_env[name]}" if thread_env.get(name) is not None
+              else f"{name} unset" for name in THREAD_ENV]
+    return (f"- threads: torch {env.get('torch_threads', '?')}, {', '.join(values)} "
+            "(results near a threshold can depend on the BLAS thread count)")
 
 
 def _md_claim(c: Mapping[str, Any], items: Sequence[Mapping[str, Any]],

@@ -2,30 +2,36 @@
 seeds of the point, then the claim's expectations.
 
 Shared by the pytest plugin and ``hessbench claims run``. An exception in the
-experiment or in evaluating its output is recorded as an *error* (a bug), never
-as a claim failure; the original exception is kept so the plugin can re-raise it
-with its traceback. A control item passes when every expectation it lists in
+experiment or in evaluating its output (``SystemExit`` too; ``KeyboardInterrupt``
+stops the run) is recorded as an *error* (a bug), never as a claim failure; the
+original exception is kept so the plugin can re-raise it with its traceback. A control item passes when every expectation it lists in
 ``expect_fail`` fails, and fails when one of them holds. A :class:`ClaimSession`
-holds the results of one run (optionally with the seeds overridden) and writes its
-report (:mod:`hessbench.claims.report`, given plain data).
+holds the results of one run (optionally with the seeds overridden), rejects a
+second claim file with an id already in the run, and writes its report
+(:mod:`hessbench.claims.report`, given plain data), never over one with more.
 """
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from hessbench.claims.expectations import Verdict, evaluate
-from hessbench.claims.report import environment, write_report
+from hessbench.claims.errors import ClaimSpecError
+from hessbench.claims.report import environment, loses_items, write_report
 from hessbench.claims.spec import Claim, GridPoint, Setup
 from hessbench.claims.status import Status, count_statuses, summary_line
 from hessbench.experiments.registry import Measurement, get_experiment
 
-__all__ = ["SeedRecord", "ItemResult", "ClaimSession", "run_item", "to_native"]
+__all__ = ["SeedRecord", "ItemResult", "ClaimSession", "run_item", "to_native",
+           "sigterm_interrupts"]
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,8 @@ def run_item(claim: Claim, setup: Setup, point: GridPoint, device: Any,
     ``PASS``/``FAIL``, or ``XPASS``/``XFAIL`` under a profile that declares a known
     failure; for a control (``setup.control``, every expectation still evaluated) ``PASS``
     when each of its ``expect_fail`` expectations failed, else ``FAIL``. An exception makes
-    it ``ERROR`` with the traceback (``KeyboardInterrupt`` propagates).
+    it ``ERROR`` with the traceback, a ``SystemExit`` or other ``BaseException`` too, so the
+    other items and the report are kept (``KeyboardInterrupt`` propagates).
     """
     result = ItemResult(claim=claim, setup=setup, point=point, device=str(device))
     start = time.perf_counter()
@@ -170,12 +177,32 @@ def run_item(claim: Claim, setup: Setup, point: GridPoint, device: Any,
             result.status = Status.PASS if passed else Status.FAIL
         else:  # a declared non-replication: still evaluated, still reported
             result.status = Status.XPASS if passed else Status.XFAIL
-    except Exception as exc:  # an experiment or declaration bug: an error, not a failure
+    except KeyboardInterrupt:  # Ctrl-C (and SIGTERM in ``claims run``) stops the run
+        raise
+    except BaseException as exc:  # a bug (SystemExit too): an error, not a failure
         result.status, result.exception = Status.ERROR, exc
         result.error = "".join(traceback.format_exception(exc))
     finally:
         result.seconds = time.perf_counter() - start
     return result
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within the block SIGTERM raises ``KeyboardInterrupt``, as Ctrl-C does, so a run that
+    is terminated still reports its finished items (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class ClaimSession:
@@ -200,11 +227,17 @@ class ClaimSession:
         self.seeds_override = None if seeds is None else tuple(seeds)
         self.started = datetime.now(timezone.utc)
         self.results: list[ItemResult] = []
+        self._files: dict[str, Path] = {}  # claim id -> the file that declares it
 
     def plan(self, claim: Claim) -> list[tuple[Setup, GridPoint]]:
         """Every item of ``claim`` under this session's profile: the claim's grid points,
         then each control's (:meth:`Claim.setups <hessbench.claims.spec.Claim.setups>`),
-        with the session's seeds when it overrides them."""
+        with the session's seeds when it overrides them. ``ClaimSpecError`` naming both
+        files when another claim of this run has the same id."""
+        first = self._files.setdefault(claim.id, claim.path)
+        if first.resolve() != claim.path.resolve():
+            raise ClaimSpecError(claim.path, "id", f"duplicate claim id {claim.id!r}, also "
+                                 f"declared in {first}; claim ids must be unique within a run")
         setups = claim.setups(self.profile)
         if self.seeds_override is not None:
             setups = [s.with_seeds(self.seeds_override) for s in setups]
@@ -224,16 +257,20 @@ class ClaimSession:
 
     def default_out_dir(self) -> Path:
         """``<root>/results/claims/<UTC timestamp>`` (a suffix keeps it unique)."""
-        base = self.root / "results" / "claims" / self.started.strftime("%Y%m%d-%H%M%S")
-        out, n = base, 1
-        while out.exists():
-            out, n = base.with_name(f"{base.name}-{n}"), n + 1
-        return out
+        return _unused(self.root / "results" / "claims" / self._stamp)
+
+    @property
+    def _stamp(self) -> str:
+        return self.started.strftime("%Y%m%d-%H%M%S")
 
     def write_report(self, out_dir: Path | str | None = None, interrupted: bool = False) -> Path:
         """Write figures, report.json and report.md into ``out_dir`` (default
-        :meth:`default_out_dir`); returns the directory."""
+        :meth:`default_out_dir`); returns the directory. A report never replaces one with
+        less (:func:`~hessbench.claims.report.loses_items`): then it goes to a new
+        ``<out_dir>-<UTC timestamp>`` beside it."""
         out = Path(out_dir) if out_dir is not None else self.default_out_dir()
+        if loses_items(out, [r.item_id for r in self.results]):
+            out = _unused(out.with_name(f"{out.name}-{self._stamp}"))
         run = {"started": self.started.isoformat(), "profile": self.profile,
                "device": str(self.device), "requested_device": self.requested_device,
                "seeds_override": None if self.seeds_override is None
@@ -252,3 +289,11 @@ class ClaimSession:
         """``N claim items (M controls): a pass, ...`` of the results so far."""
         controls = sum(r.setup.control is not None for r in self.results)
         return summary_line(self.summary, len(self.results), controls)
+
+
+def _unused(base: Path) -> Path:
+    """``base``, or ``base-1``, ``base-2``, ... the first that does not exist."""
+    out, n = base, 1
+    while out.exists():
+        out, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return out

@@ -240,6 +240,8 @@ def load_claim(path: Path | str) -> Claim:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise err("(file)", f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise err("(file)", f"not valid TOML: not UTF-8 text ({exc})") from None
     except OSError as exc:
         raise err("(file)", f"cannot read: {exc}") from None
 

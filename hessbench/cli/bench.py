@@ -4,8 +4,8 @@
 * ``compare`` -- hessbench vs PyHessian on one workload in one process: errors against
   the exact spectrum, matvec counts, wall times.
 * ``gate``    -- the CI regression gate (:mod:`hessbench.bench.gate`); exit 1 on a worse
-  deterministic figure or a same-run time ratio beyond its margin; ``--update``
-  rewrites the baseline.
+  deterministic figure or a same-run time ratio beyond its margin, 2 (before measuring)
+  on a missing, corrupt or empty baseline; ``--update`` rewrites the baseline.
 * ``table``   -- the README performance section (:mod:`hessbench.bench.report`), printed
   or written between the README's perf-table markers.
 
@@ -66,21 +66,21 @@ def _gate(args: argparse.Namespace) -> int:
 
     _setup(args)
     console = make_console()
+    try:  # before measuring: a bad baseline fails at once
+        baseline = None if args.update else g.load_baseline(args.baseline)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        return EXIT_USAGE
     meta = measure.run_meta(args.threads)
     console.print(f"measuring on {args.device}: torch {meta['torch']}, {meta['threads']} "
                   f"threads, 1-min load {meta['loadavg_1min']}")
     track = measure.measure_track(args.device, scan=args.scan)
     ratios = measure.measure_ratios(args.device, repeats=args.repeats)
-    if args.update:
+    if baseline is None:  # --update
         g.write_baseline(args.baseline, track, ratios, meta)
         console.print(f"wrote {len(track)} track and {len(ratios)} ratio figures to "
                       f"{args.baseline}")
         return EXIT_OK
-    try:
-        baseline = g.load_baseline(args.baseline)
-    except (OSError, ValueError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        return EXIT_USAGE
     base_threads = baseline.get("meta", {}).get("threads")
     if base_threads is not None and base_threads != meta["threads"]:
         console.print(f"[yellow]note:[/] the baseline's ratios were measured with "

@@ -5,7 +5,10 @@ with a progress bar, runs each selected claim's items and its controls', prints 
 summary table and writes the report; ``--seeds`` replaces the declared seeds of every
 item run (the report and the terminal say the run is not the declared one). Exit codes
 of ``run``: 0 every item passed (known failures included), 1 any failure or error,
-2 a usage or claim validation error, 130 interrupted (the report is still written).
+2 a usage or claim validation error (or ``--out`` in use by another run), 130
+interrupted by Ctrl-C or SIGTERM (the report of the finished items is still written;
+none when no item finished). A report never replaces one that holds items the run
+lacks (it goes beside it instead).
 """
 from __future__ import annotations
 
@@ -66,12 +69,9 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from hessbench.claims.report import seeds_override_note
+    """Validate the claims and the options, lock ``--out``, then :func:`_run_locked`."""
+    from hessbench.claims.lock import DirectoryInUse, RunLock
     from hessbench.claims.runner import ClaimSession
-    from hessbench.claims.status import Status
-    from hessbench.claims.table import summary_table
 
     console = make_console()
     claims = _load_all(args.claims_dir, console)
@@ -93,6 +93,31 @@ def _run(args: argparse.Namespace) -> int:
         console.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE
 
+    try:
+        lock = None if args.out is None else RunLock(args.out).acquire()
+    except (DirectoryInUse, OSError) as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        return EXIT_USAGE
+    if lock is not None and lock.note:
+        console.print(f"[yellow]warning:[/] {lock.note}", soft_wrap=True)
+    try:
+        return _run_locked(args, session, selected, console)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_locked(args: argparse.Namespace, session: Any, selected: list[Any],
+                console: Any) -> int:
+    """Run every item of ``selected`` (SIGTERM stops the run as Ctrl-C does), write the
+    report of the finished items and print the table; the exit code of ``run``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from hessbench.claims.report import seeds_override_note
+    from hessbench.claims.runner import sigterm_interrupts
+    from hessbench.claims.status import Status
+    from hessbench.claims.table import summary_table
+
     note = seeds_override_note(args.seeds)
     if note:
         console.print(note, style="bold yellow")
@@ -101,7 +126,8 @@ def _run(args: argparse.Namespace) -> int:
     steps = sum(len(s.seeds) for _, s, _ in work)
     interrupted = False
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, disable=not console.is_terminal) as bar:
+                  TimeElapsedColumn(), console=console, disable=not console.is_terminal) as bar, \
+            sigterm_interrupts():
         task = bar.add_task("claims", total=steps)
         try:
             for claim, setup, point in work:
@@ -111,7 +137,14 @@ def _run(args: argparse.Namespace) -> int:
                                   markup=False)
         except KeyboardInterrupt:
             interrupted = True
+    if not session.results:
+        console.print("interrupted before the first item finished: no report written"
+                      + (f" (the report in {args.out} is kept)" if args.out else ""))
+        return EXIT_INTERRUPTED
     out = session.write_report(args.out, interrupted=interrupted)
+    if args.out is not None and out != args.out:
+        console.print(f"[yellow]note:[/] kept the report in {args.out}, which holds items "
+                      f"this run lacks; this run's report is in {out}", soft_wrap=True)
     console.print(summary_table([r.to_dict() for r in session.results],
                                 title=f"profile {args.profile}, device {session.device}"
                                 + override))

@@ -139,6 +139,44 @@ def test_cli_gate_update_then_pass_then_fail(tmp_path, fake_measurements, capsys
     assert "GATE FAILED" in capsys.readouterr().out
 
 
+BAD_BASELINES = {  # what the file holds -> words of the error (which names the file)
+    "empty": (b'{"meta": {}, "track": {}, "ratios": {}}', "holds no figures"),
+    "not JSON": (b'{"track": {"a": 1}', "not valid JSON"),
+    "not UTF-8": (b'\xff\xfe{"track"', "not valid JSON"),
+    "a list": (b"[1, 2]", "not a hessbench baseline"),
+    "meta not an object": (b'{"meta": 3, "track": {"a": 1}, "ratios": {}}',
+                           "not a hessbench baseline"),
+    "null figure": (b'{"track": {"a": null}, "ratios": {}}', "track.a: None is not a number"),
+    "text figure": (b'{"track": {}, "ratios": {"r": "fast"}}', "ratios.r: 'fast' is not a number"),
+    "bool figure": (b'{"track": {"a": true}, "ratios": {}}', "track.a: True is not a number"),
+}
+
+
+@pytest.mark.parametrize("content, words", BAD_BASELINES.values(), ids=BAD_BASELINES)
+def test_bad_baselines_are_errors_naming_the_file(tmp_path, content, words):
+    path = tmp_path / "baseline.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        g.load_baseline(path)
+    assert str(info.value).startswith(f"{path}: ") and words in str(info.value)
+    assert "--update" in str(info.value)
+
+
+@pytest.mark.parametrize("content", [c for c, _ in BAD_BASELINES.values()], ids=BAD_BASELINES)
+def test_cli_gate_fails_on_a_bad_baseline_before_measuring(tmp_path, monkeypatch, capsys,
+                                                           content):
+    def never(*args, **kwargs):
+        raise AssertionError("measured before reading the baseline")
+
+    monkeypatch.setattr(measure, "measure_track", never)
+    monkeypatch.setattr(measure, "measure_ratios", never)
+    path = tmp_path / "baseline.json"
+    path.write_bytes(content)
+    assert main(["bench", "gate", "--baseline", str(path)]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"error: {path}: " in out and "gate passed" not in out
+
+
 # ------------------------------------------------------------------ PyHessian HVP counter
 
 

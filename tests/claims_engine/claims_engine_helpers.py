@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 HEAD = '''id = "{id}"
 title = "Demo line"
 statement = "The fitted slope of a noisy line equals its true slope."
@@ -88,3 +90,10 @@ def write_controlled(directory: Path, claim_id: str = "demo", *,
     and no ``no_control``."""
     return write_claim(directory, claim_id, body=body, no_control=no_control,
                        controls=controls, **kw)
+
+
+def run_pytest(pytester: pytest.Pytester, *args: str, **kw: bool) -> pytest.RunResult:
+    """In-process pytest run; the engine is already imported here, which pytest's
+    assertion rewriting of plugin packages warns about (only in such nested runs)."""
+    return pytester.runpytest("-p", "no:cacheprovider", "-W",
+                              "ignore::pytest.PytestAssertRewriteWarning", *args, **kw)

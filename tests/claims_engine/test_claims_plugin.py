@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from claims_engine_helpers import CONTROL_FALLING, CONTROL_STEEPER, SLOPE_BAD, SLOPE_OK, \
-    write_claim, write_controlled
+    run_pytest, write_claim, write_controlled
 from hessbench.experiments import registry
 from hessbench.experiments.registry import Experiment, Measurement
 
@@ -20,11 +20,7 @@ def claims(pytester: pytest.Pytester):
     return pytester.path / "claims"
 
 
-def run(pytester: pytest.Pytester, *args: str, **kw: bool) -> pytest.RunResult:
-    """In-process pytest run; the engine is already imported here, which pytest's
-    assertion rewriting of plugin packages warns about (only in such nested runs)."""
-    return pytester.runpytest("-p", "no:cacheprovider", "-W",
-                              "ignore::pytest.PytestAssertRewriteWarning", *args, **kw)
+run = run_pytest
 
 
 def run_demo(pytester: pytest.Pytester, claims, body: str, **outcomes: int) -> pytest.RunResult:
