@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from hessbench.validation import check_float
+
 __all__ = ["EigResult", "TraceResult", "DensityResult", "MinimizeResult", "TrainResult",
            "SharpnessResult"]
 
@@ -69,8 +71,7 @@ class DensityResult:
 
     def density(self, grid: np.ndarray, sigma: float) -> np.ndarray:
         """Spectral density broadened by a Gaussian of width ``sigma``; integrates to 1."""
-        if sigma <= 0:
-            raise ValueError(f"sigma must be > 0, got {sigma}")
+        sigma = check_float("sigma", sigma, hint="the Gaussian broadening width")
         grid = np.asarray(grid, dtype=np.float64)
         z = (grid[:, None] - self.nodes.reshape(-1)[None, :]) / sigma
         kern = np.exp(-0.5 * z * z) / (sigma * math.sqrt(2 * math.pi))

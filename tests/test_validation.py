@@ -411,3 +411,11 @@ def test_float32_hessian_eigenvalues_within_their_reported_accuracy():
     assert not r.converged and r.noise_floor > 0
     # Weyl for the noisy operator: error <= residual + noise, both within the residual
     assert np.all(np.abs(r.values - true) <= 2 * r.residuals + 1e-12)
+
+
+@pytest.mark.parametrize("sigma, error", [(float("nan"), ValueError), (0.0, ValueError),
+                                          (float("inf"), ValueError), ("0.1", TypeError)])
+def test_density_broadening_width_is_checked(sigma, error):
+    d = hb.spectral_density(_A, num_probes=1, lanczos_steps=3)
+    with pytest.raises(error, match="sigma"):
+        d.density(np.linspace(0, 11, 5), sigma)
