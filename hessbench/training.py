@@ -1,12 +1,13 @@
 """Deterministic, seeded full-batch GD and minibatch SGD loops.
 
-Plain updates theta <- theta - lr * grad (no momentum, no weight decay), so the
-dynamics are exactly the ones the papers analyse. Minibatches are drawn without
-replacement within an epoch from a private generator.
+Plain updates theta <- theta - lr * grad by default (no weight decay), so the dynamics are
+exactly the ones the papers analyse; ``momentum`` mu > 0 gives heavy-ball updates in
+PyTorch's convention, v <- mu v + grad, theta <- theta - lr v (v = 0 at the start).
+Minibatches are drawn without replacement within an epoch from a private generator.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -27,16 +28,21 @@ def full_loss(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: 
 def train(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor, *,
           lr: float, steps: int, batch_size: int | None = None, seed: int = 0,
           eval_every: int = 100, plateau_rtol: float | None = None, patience: int = 5,
-          target_loss: float | None = None) -> TrainResult:
-    """Train ``model`` in place with GD (``batch_size=None``) or SGD.
+          target_loss: float | None = None, momentum: float = 0.0,
+          on_step: Callable[[int], None] | None = None) -> TrainResult:
+    """Train ``model`` in place with GD (``batch_size=None``) or SGD, with optional
+    heavy-ball ``momentum`` (module doc).
 
     Stops after ``steps`` updates, or earlier when the full-batch loss improved by
     less than ``plateau_rtol`` (relative) over ``patience`` evaluations ("until the
     training loss stops improving", Sagun et al. §3.1), or when it falls below
-    ``target_loss``.
+    ``target_loss`` (also checked before the first step). ``on_step(step)`` is called
+    after every update (checkpoints along one continuous path).
     """
     if lr <= 0 or steps < 0:
         raise ValueError(f"lr must be > 0 and steps >= 0, got lr={lr}, steps={steps}")
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
     n = len(inputs)
     if n == 0:
         raise ValueError("empty training set: inputs has no samples")
@@ -45,15 +51,22 @@ def train(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torc
     params = list(trainable_parameters(model).values())
     draws = _minibatches(inputs, targets, batch_size, seeded_generator(seed, device=inputs.device))
     losses = [full_loss(model, loss_fn, inputs, targets)]
-    stopped = "max_steps"
+    stopped = _stop_reason(losses, target_loss, None, patience)
+    velocity = [torch.zeros_like(p) for p in params] if momentum else []
     step = 0
-    for step in range(1, steps + 1):
+    for step in range(1, steps + 1 if stopped == "max_steps" else 1):
         xb, yb = next(draws)
         loss = loss_fn(model(xb), yb)
         grads = torch.autograd.grad(loss, params)
         with torch.no_grad():
+            if momentum:
+                for v, g in zip(velocity, grads):
+                    v.mul_(momentum).add_(g)
+                grads = velocity
             for p, g in zip(params, grads):
                 p.sub_(lr * g)
+        if on_step is not None:
+            on_step(step)
         if step % eval_every == 0 or step == steps:
             losses.append(full_loss(model, loss_fn, inputs, targets))
             if not torch.isfinite(torch.tensor(losses[-1])):

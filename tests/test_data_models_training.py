@@ -101,6 +101,32 @@ def test_training_stops_on_plateau_and_target():
     assert t.stopped == "target_loss" and t.final_loss < 0.5
 
 
+def test_momentum_is_pytorch_heavy_ball_and_on_step_sees_every_update():
+    """On L = (a/2) w^2 (MSE of a * w on one point, a = 2), heavy ball v <- mu v + g,
+    w <- w - lr v gives the closed recurrence; on_step is called after each update."""
+    x, y = torch.ones(1, 1, dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64)
+    model = nn.Linear(1, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    seen: list[tuple[int, float]] = []
+    train(model, nn.MSELoss(), x, y, lr=0.1, steps=5, momentum=0.9,
+          on_step=lambda s: seen.append((s, model.weight.item())))
+    w, v, want = 1.0, 0.0, []
+    for s in range(1, 6):
+        v = 0.9 * v + 2.0 * w          # d/dw of w^2
+        w = w - 0.1 * v
+        want.append((s, w))
+    assert [s for s, _ in seen] == [1, 2, 3, 4, 5]
+    assert [w for _, w in seen] == pytest.approx([w for _, w in want], rel=1e-14)
+
+
+def test_training_that_starts_below_the_target_takes_no_step():
+    x, y = gaussian_clusters(3, 10, dim=5, seed=0)
+    model = mlp(5, [4], 3)
+    r = train(model, nn.CrossEntropyLoss(), x, y, lr=0.1, steps=50, target_loss=1e9)
+    assert r.steps == 0 and r.stopped == "target_loss"
+
+
 def test_training_errors():
     x, y = gaussian_clusters(3, 10, dim=5, seed=0)
     model = mlp(5, [4], 3)
@@ -108,6 +134,8 @@ def test_training_errors():
         train(model, nn.CrossEntropyLoss(), x, y, lr=0.0, steps=1)
     with pytest.raises(ValueError, match="batch_size"):
         train(model, nn.CrossEntropyLoss(), x, y, lr=0.1, steps=1, batch_size=1000)
+    with pytest.raises(ValueError, match="momentum"):
+        train(model, nn.CrossEntropyLoss(), x, y, lr=0.1, steps=1, momentum=1.0)
     with pytest.raises(ValueError, match="empty"):
         train(model, nn.CrossEntropyLoss(), x[:0], y[:0], lr=0.1, steps=1)
     with pytest.raises(FloatingPointError, match="diverged"):

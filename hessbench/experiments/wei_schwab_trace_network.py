@@ -1,61 +1,42 @@
-"""Wei & Schwab §4.3, Fig. 3: the Hessian trace along an SGD path, each point measured at a
-nearby minimum.
+r"""Wei & Schwab §4.3, Fig. 3: the Hessian trace along the projected SGD path of an
+over-parameterised network.
 
-Protocol. An MLP (``activation`` "relu", or "linear" for a deep linear net) on
-``n_samples`` sklearn digits with label-smoothed cross-entropy (label smoothing keeps the
-minimum at finite weights):
+Protocol (§2.1.1 and §4.3; the paper's words in ``claims/wei-schwab-trace-network.toml``):
 
-1. full-batch GD for ``gd_steps`` steps from a seeded initialisation, then
-   :func:`hessbench.minimize.minimize` (float64 full-batch L-BFGS with a strong-Wolfe line
-   search, at most ``polish_max_iter`` iterations, then at most ``newton_max_steps``
-   Newton-CG steps of ``cg_max_iter`` exact HVPs) until ||grad L|| <= ``grad_tol``
-   -> theta*, L*;
-2. from theta*, ``checkpoints`` intervals of ``interval`` SGD steps (batch ``batch_size``);
-   after each, a copy of the state is *projected* to a nearby minimum with the same
-   minimiser and the same ``grad_tol`` (``project_max_iter`` L-BFGS iterations, the same
-   Newton budget), and the exact Hessian trace is taken there;
-3. control (equality case of Theorem 1, no gradient noise): the same from theta* with
-   full-batch GD instead of SGD, at the same learning rate.
+1. An MLP (ReLU, ``hidden`` widths) on ``n_samples`` sklearn digits with label-smoothed
+   cross-entropy is trained from a seeded initialisation by SGD with heavy-ball
+   ``momentum`` and constant ``lr`` (batch ``batch_size``) for ``epochs`` epochs; the
+   full-batch training loss is evaluated once per epoch and the minimal value is ``L_min``.
+2. After the early phase (``early_epochs``), the path is continued for the remaining epochs
+   by SGD (the claim) or, with ``continue_with = "gd"``, by full-batch GD with the same lr
+   and momentum from the same state (the equality case of Theorem 1: no gradient noise).
+   The step count (updates) is the same either way; the GD velocity starts at 0.
+3. Every ``checkpoint_epochs`` epochs from the end of the early phase on, a copy of the
+   state is *projected*: trained by full-batch GD with the same lr and momentum (velocity
+   restarted at 0) until its training loss is below ``L_min`` (footnote 3: "a point with
+   training loss less than a threshold"), at most ``project_max_steps`` steps; a
+   projection that does not get there is counted in ``not_projected``. The exact Hessian
+   trace is taken at each projected point.
+4. Line connectedness (§2.1.1): consecutive projected points are connected if the training
+   loss at ``connect_points`` evenly spaced interior points of the segment stays below the
+   threshold ``L_floor + connect_excess_factor (L_min - L_floor)``, where ``L_floor`` is
+   the smallest possible loss (the entropy of the smoothed labels); so the excess loss on
+   the segment may be at most ``connect_excess_factor`` times SGD's minimal excess.
 
-The trace slope along each path is the least-squares slope of Tr H(projection) against
-the step (theta* at step 0), per 1000 steps; ``control_ratio`` = |GD slope| / |SGD slope|.
-Every minimisation (theta* and the 2 x ``checkpoints`` projections) that ends above
-``grad_tol`` is counted in ``not_converged``; ``lr_times_lambda_max`` at theta* says
-whether GD at this learning rate can stay there at all (linear stability needs < 2), and
-``kinks_star`` counts the (sample, unit) pre-activations of theta* within ``KINK`` of a
-ReLU kink.
+``trace_slope`` is the least-squares slope of Tr H(projection) against the step over the
+projected points (the early phase excluded), per 1000 steps.
 
-The gradient tolerance. Near a minimum, GD with lr * lambda_max < 2 moves each
-eigen-direction by at most min(lr T, 1/lambda) |g| over T steps, so the GD control drifts
-by at most lr T ||g|| in parameter space and changes Tr H by at most S lr T ||g||,
-S = ||grad Tr H||. The control asks for |GD change| < 0.5 |SGD slope| T; ``grad_tol`` is
-chosen so that S lr T grad_tol is a small fraction of that (each claim file derives its
-value). A loss-value line search stalls near ||g|| ~ 1e-8 in float64, hence the Newton-CG
-stage.
-
-Why a linear variant (claim ``wei-schwab-trace-linear-network``). Theorem 1 needs a smooth
-valley of minima with gradient noise on it. The ReLU net's minima are non-smooth (its
-pre-activations converge onto the kinks and ||grad L|| stalls near 1e-3; see
-``wei-schwab-trace-network.toml``), and a smooth activation such as tanh has no continuous
-symmetry, so below interpolation its minima are isolated (no valley to move along) and
-above it the per-sample gradients, hence the noise, vanish at the minimum. A deep linear
-net f = W2 W1 x + ... has both: its minima are the factorisations of the best product
-matrix, a smooth manifold (the orbit W1 -> A W1, W2 -> W2 A^-1, A invertible), on which
-Tr H varies (the balance of W1 and W2), and it computes an affine map (10 x 64 + 10 = 650
-numbers, at any width) that cannot fit 500 x 9 smoothed-label constraints, so the
-per-sample gradients at a minimum do not vanish.
-
-Exact trace without n HVPs: a ReLU or linear MLP is affine in every single parameter (the
-activation pattern is locally constant, relu'' = 0, identity'' = 0), so
-diag(d^2 f / d theta^2) = 0 and
-diag H = diag G with the Gauss-Newton matrix G = (1/N) sum_n J_n^T A_n J_n, A_n the loss
-Hessian in the logits. Hence Tr H = (1/N) sum_n tr(A_n J_n J_n^T), from per-sample
-Jacobians (tested against the dense autograd Hessian).
+Exact trace without n HVPs: a ReLU MLP is affine in every single parameter (the activation
+pattern is locally constant, relu'' = 0), so diag(d^2 f / d theta^2) = 0 and diag H =
+diag G with the Gauss-Newton matrix G = (1/N) sum_n J_n^T A_n J_n, A_n the loss Hessian in
+the logits. Hence Tr H = (1/N) sum_n tr(A_n J_n J_n^T), from per-sample Jacobians (tested
+against the dense autograd Hessian).
 
 References
 ----------
 M. Wei and D. J. Schwab, "How noise affects the Hessian spectrum in overparameterized
-neural networks", ICLR 2020: §2 (Theorem 1 and its equality case), §4.3 and Fig. 3.
+neural networks", ICLR 2020: §2 (Theorem 1 and its equality case), §2.1.1 (projection,
+line connectedness, footnote 3), §4.3 and Fig. 3.
 """
 from __future__ import annotations
 
@@ -67,36 +48,27 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-import hessbench as hb
 from hessbench import stats
 from hessbench.data import digits
 from hessbench.experiments.registry import Measurement, experiment
-from hessbench.minimize import grad_norm, minimize
 from hessbench.models import mlp
-from hessbench.training import train
+from hessbench.training import full_loss, train
 
-__all__ = ["wei_schwab_trace_network", "piecewise_linear_mlp_trace"]
+__all__ = ["wei_schwab_trace_network", "piecewise_linear_mlp_trace", "smoothed_label_floor",
+           "segment_losses"]
 
 DEFAULTS: dict[str, Any] = {
-    "n_samples": 500, "data_seed": 0, "hidden": [16], "activation": "relu",
-    "label_smoothing": 0.1, "lr": 0.5,
-    "gd_steps": 3000, "batch_size": 25, "interval": 400, "checkpoints": 5,
-    "grad_tol": 1e-8, "polish_max_iter": 500, "project_max_iter": 100, "newton_max_steps": 3,
-    "cg_max_iter": 100,
+    "n_samples": 500, "data_seed": 0, "hidden": [128], "label_smoothing": 0.1,
+    "lr": 0.1, "momentum": 0.9, "batch_size": 25, "epochs": 150, "early_epochs": 30,
+    "checkpoint_epochs": 10, "continue_with": "sgd", "project_max_steps": 2000,
+    "connect_points": 10, "connect_excess_factor": 2.0,
 }
 
-# mlp activations under which the net is affine in each single parameter (exact trace below)
-PIECEWISE_LINEAR = {"relu": nn.ReLU, "linear": nn.Identity}
+CONTINUATIONS = ("sgd", "gd")
 
-KINK = 1e-6  # |pre-activation| below which a (sample, unit) pair counts as sitting on a kink
-
-PATHS = ("sgd", "gd")
-METRICS = (["steps", "loss_gd", "grad_norm_gd", "loss_star", "grad_norm_star",
-            "polish_iterations", "kinks_star", "lr_times_lambda_max", "control_ratio",
-            "not_converged"]
-           + [f"{p}_{m}" for p in PATHS
-              for m in ("trace", "trace_slope", "trace_change", "projection_iterations",
-                        "projection_grad_norm", "projection_loss_gap")])
+METRICS = ["steps", "loss_min", "loss_floor", "epoch_losses", "trace", "trace_slope",
+           "trace_change", "projection_steps", "projection_loss", "not_projected",
+           "segment_max_excess_ratio", "line_connected_fraction", "train_accuracy"]
 
 
 def piecewise_linear_mlp_trace(model: nn.Sequential, loss_fn: nn.Module, inputs: torch.Tensor,
@@ -108,7 +80,7 @@ def piecewise_linear_mlp_trace(model: nn.Sequential, loss_fn: nn.Module, inputs:
     each single parameter (almost everywhere, and exactly in autograd's relu'' = 0).
     """
     if not (isinstance(model, nn.Sequential)
-            and all(isinstance(m, (nn.Linear, *PIECEWISE_LINEAR.values())) for m in model)):
+            and all(isinstance(m, (nn.Linear, nn.ReLU, nn.Identity)) for m in model)):
         raise TypeError("piecewise_linear_mlp_trace needs an nn.Sequential of Linear, ReLU and "
                         "Identity layers; for other models use "
                         "hb.trace(hb.hessian(...), method='exact')")
@@ -133,93 +105,132 @@ def piecewise_linear_mlp_trace(model: nn.Sequential, loss_fn: nn.Module, inputs:
     return float(total) / len(inputs)
 
 
-def _slope_per_1000(steps: list[int], values: list[float]) -> float:
-    """Least-squares slope of ``values`` against ``steps``, per 1000 steps."""
-    return stats.linear_fit([s / 1000.0 for s in steps], values, min_points=2).slope
+def smoothed_label_floor(label_smoothing: float, classes: int) -> float:
+    """Smallest label-smoothed cross-entropy, the entropy of the smoothed target
+    q = (1 - eps) e_y + eps / K: -(1 - eps + eps/K) log(1 - eps + eps/K) - (K - 1)(eps/K) log(eps/K)."""
+    if not 0.0 <= label_smoothing < 1.0 or classes < 2:
+        raise ValueError(f"need 0 <= label_smoothing < 1 and classes >= 2, got "
+                         f"{label_smoothing}, {classes}")
+    top, rest = 1.0 - label_smoothing + label_smoothing / classes, label_smoothing / classes
+    return -top * math.log(top) - ((classes - 1) * rest * math.log(rest) if rest else 0.0)
 
 
 @torch.no_grad()
-def _kinks(model: nn.Sequential, inputs: torch.Tensor) -> int:
-    """Number of (sample, unit) pre-activations with |a| < KINK, over every ReLU input."""
-    count, h = 0, inputs
-    for layer in model:
-        if isinstance(layer, nn.ReLU):
-            count += int((h.abs() < KINK).sum())
-        h = layer(h)
-    return count
+def segment_losses(a: nn.Module, b: nn.Module, loss_fn: nn.Module, inputs: torch.Tensor,
+                   targets: torch.Tensor, points: int) -> list[float]:
+    """Training loss at ``points`` evenly spaced interior points t = i / (points + 1) of the
+    segment from ``a``'s parameters to ``b``'s (same architecture)."""
+    pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
+    out = []
+    for i in range(1, points + 1):
+        t = i / (points + 1)
+        mix = {n: (1 - t) * pa[n] + t * pb[n] for n in pa}
+        out.append(float(loss_fn(functional_call(a, mix, (inputs,)), targets)))
+    return out
 
 
 def plot_network(records: list[dict[str, Any]]) -> Any:
-    """Fig. 3 analogue: Tr H at the projected minima along SGD and GD paths (mean +- sd)."""
+    """Fig. 3 analogue: Tr H at the projected points against the step (one line per seed,
+    mean +- sd), and the largest excess loss on each segment against the connectedness
+    threshold."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5.5, 3.8), layout="tight")
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(10, 3.8), layout="tight")
+    ax, bx = fig.subplots(1, 2)
     steps = records[0]["metrics"]["steps"]
-    for path, colour, label in (("sgd", "C0", "SGD"), ("gd", "C3", "GD (control)")):
-        runs = torch.tensor([r["metrics"][f"{path}_trace"] for r in records], dtype=torch.float64)
-        for run in runs:
-            ax.plot(steps, run, colour, lw=0.5, alpha=0.4)
-        mean = runs.mean(0)
-        sd = runs.std(0) if len(runs) > 1 else torch.zeros_like(mean)
-        ax.plot(steps, mean, colour, lw=2, label=f"{label}, mean of {len(runs)} seeds")
-        ax.fill_between(steps, mean - sd, mean + sd, color=colour, alpha=0.15)
-    ax.set_xlabel("steps after the minimum theta*")
-    ax.set_ylabel("Tr H at the projected minimum (exact)")
-    ax.set_title(f"Wei & Schwab Fig. 3 analogue ({records[0]['params'].get('activation', 'relu')}"
-                 " MLP): trace along the path")
+    runs = torch.tensor([r["metrics"]["trace"] for r in records], dtype=torch.float64)
+    for rec, run in zip(records, runs):
+        ax.plot(steps, run, "C0", lw=0.6, alpha=0.5)
+        bx.plot(steps[1:], rec["metrics"]["segment_max_excess_ratio"], "C1", lw=0.6, alpha=0.6)
+    mean = runs.mean(0)
+    sd = runs.std(0) if len(runs) > 1 else torch.zeros_like(mean)
+    ax.errorbar(steps, mean, yerr=sd, color="C0", lw=2, capsize=2,
+                label=f"mean +- sd of {len(runs)} seeds")
+    cont = records[0]["params"].get("continue_with", "sgd")
+    ax.set_xlabel("step (SGD early phase excluded)")
+    ax.set_ylabel("Tr H at the projected point (exact)")
+    ax.set_title(f"Wei & Schwab Fig. 3 analogue: trace along the projected path "
+                 f"({cont.upper()} after the early phase)", fontsize=8)
     ax.legend(fontsize=7)
+    bx.axhline(float(records[0]["params"].get("connect_excess_factor", 2.0)), color="k", ls=":",
+               lw=0.8, label="connectedness threshold")
+    bx.set_xlabel("step of the segment's end point")
+    bx.set_ylabel("max excess loss on segment / SGD's min excess")
+    bx.set_title("§2.1.1 line connectedness of consecutive projected points", fontsize=8)
+    bx.legend(fontsize=7)
     return fig
+
+
+def _check(p: dict[str, Any]) -> None:
+    if p["continue_with"] not in CONTINUATIONS:
+        raise ValueError(f"continue_with must be one of {CONTINUATIONS}, got {p['continue_with']!r}")
+    if not 1 <= p["early_epochs"] < p["epochs"] or p["checkpoint_epochs"] < 1:
+        raise ValueError(f"need 1 <= early_epochs < epochs and checkpoint_epochs >= 1, got "
+                         f"{p['early_epochs']}, {p['epochs']}, {p['checkpoint_epochs']}")
+    if (p["epochs"] - p["early_epochs"]) // p["checkpoint_epochs"] < 2:
+        raise ValueError("fewer than 3 projected points after the early phase; a slope needs "
+                         "more epochs or denser checkpoints")
+    if p["n_samples"] % p["batch_size"]:
+        raise ValueError(f"batch_size ({p['batch_size']}) must divide n_samples "
+                         f"({p['n_samples']}) so that an epoch is a whole number of steps")
 
 
 @experiment("wei_schwab_trace_network", figure=plot_network, metrics=METRICS, defaults=DEFAULTS)
 def wei_schwab_trace_network(p: dict[str, Any], seed: int, device: torch.device) -> Measurement:
-    """Exact Hessian trace at projected minima along an SGD path and a GD control path."""
-    dt, lr, tol = torch.float64, float(p["lr"]), float(p["grad_tol"])
+    """Exact Hessian trace at GD projections of checkpoints along a momentum-SGD path."""
+    _check(p)
+    dt, lr, mu = torch.float64, float(p["lr"]), float(p["momentum"])
     x, y = digits(int(p["n_samples"]), seed=int(p["data_seed"]), dtype=dt, device=device)
-    if p["activation"] not in PIECEWISE_LINEAR:
-        raise ValueError(f"activation must be 'relu' or 'linear' (the exact trace needs an MLP "
-                         f"affine in each parameter), got {p['activation']!r}")
-    model = mlp(x.shape[1], list(p["hidden"]), 10, activation=p["activation"], seed=seed,
-                dtype=dt, device=device)
+    model = mlp(x.shape[1], list(p["hidden"]), 10, activation="relu", seed=seed, dtype=dt,
+                device=device)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(p["label_smoothing"]))
-    train(model, loss_fn, x, y, lr=lr, steps=int(p["gd_steps"]), eval_every=int(p["gd_steps"]))
-    loss_gd, grad_norm_gd = grad_norm(model, loss_fn, x, y)
-    budget = {"grad_tol": tol, "newton_max_steps": int(p["newton_max_steps"]),
-              "cg_max_iter": int(p["cg_max_iter"]), "on_unconverged": "ignore"}
-    star = minimize(model, loss_fn, x, y, max_iter=int(p["polish_max_iter"]), **budget)
-    lambda_max = float(hb.eigsh(hb.hessian(model, loss_fn, (x, y), dtype=dt), k=1,
-                                which="LA").values[0])
-    trace_star = piecewise_linear_mlp_trace(model, loss_fn, x, y)
-    interval, k = int(p["interval"]), int(p["checkpoints"])
-    steps = [c * interval for c in range(k + 1)]
+    per_epoch = int(p["n_samples"]) // int(p["batch_size"])
+    early, every = int(p["early_epochs"]) * per_epoch, int(p["checkpoint_epochs"]) * per_epoch
+    total = int(p["epochs"]) * per_epoch
+    epoch_losses: list[float] = []
+    checkpoints: dict[int, nn.Module] = {}
+
+    def on_step(step: int) -> None:
+        if step % per_epoch == 0:
+            epoch_losses.append(full_loss(model, loss_fn, x, y))
+        if step >= early and (step - early) % every == 0:
+            checkpoints[step] = copy.deepcopy(model)
+
+    sgd = {"lr": lr, "momentum": mu, "batch_size": int(p["batch_size"]), "seed": seed,
+           "eval_every": total + 1, "on_step": on_step}
+    if p["continue_with"] == "sgd":
+        train(model, loss_fn, x, y, steps=total, **sgd)
+    else:  # same SGD early phase, then full-batch GD for the same number of updates
+        train(model, loss_fn, x, y, steps=early, **sgd)
+        train(model, loss_fn, x, y, lr=lr, momentum=mu, steps=total - early,
+              eval_every=total + 1, on_step=lambda s: on_step(early + s))
+    loss_min = min(epoch_losses)
+    with torch.no_grad():
+        accuracy = float((model(x).argmax(1) == y).double().mean())
+
+    steps = sorted(checkpoints)
+    projected, proj_steps, proj_loss, traces = [], [], [], []
+    for s in steps:
+        proj = checkpoints[s]
+        res = train(proj, loss_fn, x, y, lr=lr, momentum=mu, steps=int(p["project_max_steps"]),
+                    eval_every=1, target_loss=loss_min)
+        projected.append(proj)
+        proj_steps.append(res.steps)
+        proj_loss.append(res.final_loss)
+        traces.append(piecewise_linear_mlp_trace(proj, loss_fn, x, y))
+    floor = smoothed_label_floor(float(p["label_smoothing"]), 10)
+    excess_min = loss_min - floor
+    ratios = [(max(segment_losses(a, b, loss_fn, x, y, int(p["connect_points"]))) - floor)
+              / excess_min for a, b in zip(projected, projected[1:])]
+    connected = [r < float(p["connect_excess_factor"]) for r in ratios]
     metrics: dict[str, Any] = {
-        "steps": steps, "loss_gd": loss_gd, "grad_norm_gd": grad_norm_gd,
-        "loss_star": star.loss, "grad_norm_star": star.grad_norm,
-        "polish_iterations": star.iterations, "kinks_star": _kinks(model, x),
-        "lr_times_lambda_max": lr * lambda_max}
-    not_converged = int(not star.converged)
-    for path in PATHS:
-        state = copy.deepcopy(model)
-        traces, iters, norms, gaps = [trace_star], [0], [star.grad_norm], [0.0]
-        for c in range(1, k + 1):
-            train(state, loss_fn, x, y, lr=lr, steps=interval, eval_every=interval,
-                  batch_size=int(p["batch_size"]) if path == "sgd" else None,
-                  seed=seed * 1000 + c)
-            proj = copy.deepcopy(state)
-            res = minimize(proj, loss_fn, x, y, max_iter=int(p["project_max_iter"]), **budget)
-            not_converged += not res.converged
-            traces.append(piecewise_linear_mlp_trace(proj, loss_fn, x, y))
-            iters.append(res.iterations)
-            norms.append(res.grad_norm)
-            gaps.append(res.loss - star.loss)
-        metrics[f"{path}_trace"] = traces
-        metrics[f"{path}_trace_slope"] = _slope_per_1000(steps, traces)
-        metrics[f"{path}_trace_change"] = traces[-1] - traces[0]
-        metrics[f"{path}_projection_iterations"] = iters
-        metrics[f"{path}_projection_grad_norm"] = norms
-        metrics[f"{path}_projection_loss_gap"] = gaps
-    metrics["not_converged"] = not_converged
-    sgd_slope = abs(metrics["sgd_trace_slope"])
-    metrics["control_ratio"] = abs(metrics["gd_trace_slope"]) / sgd_slope if sgd_slope else math.inf
+        "steps": steps, "loss_min": loss_min, "loss_floor": floor, "epoch_losses": epoch_losses,
+        "trace": traces,
+        "trace_slope": stats.linear_fit([s / 1000.0 for s in steps], traces).slope,
+        "trace_change": traces[-1] - traces[0], "projection_steps": proj_steps,
+        "projection_loss": proj_loss,
+        "not_projected": sum(not loss < loss_min for loss in proj_loss),
+        "segment_max_excess_ratio": ratios,
+        "line_connected_fraction": sum(connected) / len(connected),
+        "train_accuracy": accuracy}
     return Measurement(metrics=metrics)

@@ -1,6 +1,8 @@
 """Wei & Schwab Fig. 3 experiment: its pieces against references, and a tiny end-to-end run."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -9,19 +11,17 @@ from torch.func import functional_call, hessian
 from hessbench.data import digits
 from hessbench.experiments.registry import REGISTRY
 from hessbench.experiments.wei_schwab_trace_network import (
-    KINK,
-    _kinks,
-    _slope_per_1000,
     piecewise_linear_mlp_trace,
+    segment_losses,
+    smoothed_label_floor,
     wei_schwab_trace_network,
 )
 from hessbench.models import mlp
 from tests.experiment_helpers import record
 
 CPU = torch.device("cpu")
-TINY = {"n_samples": 60, "hidden": [4], "gd_steps": 60, "interval": 15, "checkpoints": 2,
-        "batch_size": 10, "polish_max_iter": 20, "project_max_iter": 10, "newton_max_steps": 1,
-        "cg_max_iter": 10}
+TINY = {"n_samples": 60, "hidden": [8], "batch_size": 10, "epochs": 12, "early_epochs": 3,
+        "checkpoint_epochs": 3, "project_max_steps": 200}
 
 
 def _problem(hidden: list[int], activation: str = "relu"):
@@ -61,52 +61,58 @@ def test_piecewise_linear_mlp_trace_refuses_what_the_identity_does_not_cover() -
         piecewise_linear_mlp_trace(model, nn.CrossEntropyLoss(reduction="sum"), x, y)
 
 
-def test_kinks_counts_small_pre_activations_of_every_relu() -> None:
-    model = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1), nn.ReLU()).double()
+def test_smoothed_label_floor_is_the_loss_at_the_smoothed_target() -> None:
+    """Logits log q reach the floor: CE(log q, y) with smoothing eps equals H(q)."""
+    eps, k = 0.1, 10
+    q = torch.full((1, k), eps / k, dtype=torch.float64)
+    q[0, 3] += 1 - eps
+    loss = nn.CrossEntropyLoss(label_smoothing=eps)(q.log(), torch.tensor([3]))
+    assert smoothed_label_floor(eps, k) == pytest.approx(loss.item(), rel=1e-12)
+    assert smoothed_label_floor(0.0, k) == 0.0
+    with pytest.raises(ValueError, match="label_smoothing"):
+        smoothed_label_floor(1.0, k)
+
+
+def test_segment_losses_interpolate_the_parameters() -> None:
+    """A segment from a net to itself has its loss everywhere; to a shifted copy, the loss
+    at t = i / (points + 1) is the loss of the mixed parameters."""
+    model, loss_fn, x, y = _problem([3])
+    same = segment_losses(model, model, loss_fn, x, y, 4)
+    assert same == pytest.approx([loss_fn(model(x), y).item()] * 4, rel=1e-14)
+    other = copy.deepcopy(model)
     with torch.no_grad():
-        model[0].weight.copy_(torch.tensor([[1.0], [1.0]]))
-        model[0].bias.copy_(torch.tensor([0.0, 1.0]))
-        model[2].weight.copy_(torch.tensor([[1.0, -1.0]]))
-        model[2].bias.zero_()
-    x = torch.tensor([[0.0], [KINK / 2], [1.0]], dtype=torch.float64)
-    # layer 1: unit 0 at 0 and KINK/2 (2 kinks); layer 2: relu(a) - relu(a + 1) = -1 (none)
-    assert _kinks(model, x) == 2
+        for p in other.parameters():
+            p.add_(0.3)
+    mid = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in mid.parameters():
+            p.add_(0.15)
+    assert segment_losses(model, other, loss_fn, x, y, 1)[0] == pytest.approx(
+        loss_fn(mid(x), y).item(), rel=1e-12)
 
 
-def test_slope_per_1000_steps_of_a_line() -> None:
-    assert _slope_per_1000([0, 500, 1000, 2000], [3.0, 2.5, 2.0, 1.0]) == pytest.approx(-1.0)
-
-
-def test_tiny_run_returns_declared_metrics_and_draws() -> None:
-    m = wei_schwab_trace_network(TINY, 0, CPU)
+@pytest.mark.parametrize("continue_with", ["sgd", "gd"])
+def test_tiny_run_returns_declared_metrics_and_draws(continue_with: str) -> None:
+    params = {**TINY, "continue_with": continue_with}
+    m = wei_schwab_trace_network(params, 0, CPU).metrics
     exp = REGISTRY["wei_schwab_trace_network"]
-    assert set(m.metrics) == exp.metrics
-    assert m.metrics["steps"] == [0, 15, 30]
-    assert m.metrics["sgd_trace"][0] == m.metrics["gd_trace"][0]  # both start at theta*
-    assert len(m.metrics["sgd_trace"]) == len(m.metrics["gd_projection_grad_norm"]) == 3
-    assert 0 <= m.metrics["not_converged"] <= 1 + 2 * 2
-    # the polish never raises the loss it started from, and reports the point's gradient
-    assert m.metrics["loss_star"] <= m.metrics["loss_gd"]
-    assert (m.metrics["not_converged"] == 0) == all(
-        g <= TINY.get("grad_tol", 1e-8) for p in ("sgd", "gd")
-        for g in m.metrics[f"{p}_projection_grad_norm"])
-    assert exp.figure([record(m, TINY, 0), record(m, TINY, 1)]).axes
+    assert set(m) == exp.metrics
+    assert m["steps"] == [18, 36, 54, 72]  # 6 steps per epoch, from epoch 3 every 3 epochs
+    assert len(m["epoch_losses"]) == 12 and m["loss_min"] == min(m["epoch_losses"])
+    assert m["loss_floor"] < m["loss_min"]
+    # every projection ends below SGD's minimal loss, or is counted
+    assert m["not_projected"] == sum(not v < m["loss_min"] for v in m["projection_loss"])
+    assert len(m["segment_max_excess_ratio"]) == len(m["steps"]) - 1
+    assert exp.figure([record(wei_schwab_trace_network(params, 0, CPU), params, 0)]).axes
 
 
-@pytest.mark.slow
-def test_linear_net_reaches_its_smooth_minima_and_gd_stays_there() -> None:
-    """The linear variant's premises at tiny scale: every minimisation meets grad_tol (a
-    smooth valley, unlike the ReLU net), and GD from such a minimum leaves Tr H unchanged
-    to far below the SGD change (the drift bound lr T ||g|| of the claim file)."""
-    params = {**TINY, "n_samples": 200, "hidden": [12], "activation": "linear",
-              "gd_steps": 300, "interval": 50, "batch_size": 25, "polish_max_iter": 300,
-              "project_max_iter": 100, "newton_max_steps": 3, "cg_max_iter": 100}
-    m = wei_schwab_trace_network(params, 0, CPU)
-    assert m.metrics["not_converged"] == 0
-    assert m.metrics["kinks_star"] == 0
-    assert max(m.metrics["gd_projection_grad_norm"]) <= 1e-8
-    assert max(abs(t - m.metrics["gd_trace"][0]) for t in m.metrics["gd_trace"]) < 1e-6
-    assert abs(m.metrics["sgd_trace_change"]) > 1e-3
+def test_the_gd_continuation_shares_the_early_phase() -> None:
+    """Both paths are the same SGD run up to the end of the early phase, so the projection of
+    their first checkpoint is the same point."""
+    sgd = wei_schwab_trace_network(TINY, 0, CPU).metrics
+    gd = wei_schwab_trace_network({**TINY, "continue_with": "gd"}, 0, CPU).metrics
+    assert sgd["epoch_losses"][:3] == gd["epoch_losses"][:3]
+    assert sgd["epoch_losses"][3:] != gd["epoch_losses"][3:]
 
 
 def test_unknown_param_is_rejected() -> None:
@@ -114,6 +120,10 @@ def test_unknown_param_is_rejected() -> None:
         wei_schwab_trace_network({"hiden": [4]}, 0, CPU)
 
 
-def test_activation_without_an_exact_trace_is_rejected() -> None:
-    with pytest.raises(ValueError, match="'relu' or 'linear'"):
-        wei_schwab_trace_network({**TINY, "activation": "tanh"}, 0, CPU)
+@pytest.mark.parametrize("bad, match", [({"continue_with": "adam"}, "continue_with"),
+                                        ({"early_epochs": 0}, "early_epochs"),
+                                        ({"checkpoint_epochs": 6}, "fewer than 3"),
+                                        ({"batch_size": 7}, "divide")])
+def test_bad_protocol_is_rejected(bad: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        wei_schwab_trace_network({**TINY, **bad}, 0, CPU)
