@@ -181,7 +181,7 @@ class ClaimItem(pytest.Item):
             raise ClaimFailed(self.result)
         if self.result.status == Status.XFAIL:
             pytest.xfail(f"known failure at profile {self.claim_setup.profile}: "
-                         f"{self.claim_setup.known_failure}")
+                         f"{self.claim_setup.known_failure_at(self.point)}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str | Any:
@@ -202,7 +202,8 @@ def failure_text(result: ItemResult, width: int) -> str:
     c, s = result.claim, result.setup
     if result.status == Status.XPASS:
         return (f"claim {result.item_id} PASSED but profile {s.profile} declares it a known "
-                f"failure ({s.known_failure!r}); it replicates now: remove `known_failure` "
+                f"failure ({s.known_failure_at(result.point)!r}); it replicates now: remove "
+                f"`known_failure` (or this point from its `points`) "
                 f"from {c.path.name}")
     run = (f"(profile {s.profile}, device {result.device}, seeds {list(s.seeds)}, "
            f"{result.seconds:.2f} s)")

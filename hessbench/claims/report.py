@@ -271,7 +271,8 @@ def _claim_entry(claim: Mapping[str, Any], items: Sequence[Mapping[str, Any]],
     head = ("id", "title", "statement", "source", "source_text", "experiment", "file",
             "seeds", "gpu")
     return {**{k: claim[k] for k in head}, "status": own["status"],
-            "known_failure": claim["known_failure"], "seconds": own["seconds"],
+            "known_failure": claim["known_failure"],
+            "known_failure_points": claim.get("known_failure_points"), "seconds": own["seconds"],
             "items": own["items"], "expectations": claim["expectations"],
             "controls": [{**ctl, **_group([it for it in mine if it["control"] == ctl["name"]])}
                          for ctl in claim["controls"]],
@@ -428,7 +429,9 @@ def _md_claim(c: Mapping[str, Any], items: Sequence[Mapping[str, Any]],
     if report["seeds_override"] is not None:
         lines += [f"**{SEEDS_OVERRIDDEN}** (ran seeds {report['seeds_override']}).", ""]
     if c.get("known_failure"):
-        lines += [f"**Known failure at this profile** (declared in the claim file): "
+        where = ("this profile" if not c.get("known_failure_points")
+                 else "points " + ", ".join(c["known_failure_points"]))
+        lines += [f"**Known failure at {where}** (declared in the claim file): "
                   f"{c['known_failure']}", ""]
     fig = c["figure"]
     if fig.get("path"):

@@ -87,7 +87,7 @@ class ItemResult:
                 "seeds_override": None if s.declared_seeds is None else list(s.seeds),
                 "expect_fail": list(self.expect_fail), "held": self.held,
                 "device": self.device, "profile": s.profile, "status": self.status.value,
-                "known_failure": s.known_failure,
+                "known_failure": s.known_failure_at(self.point),
                 "seconds": self.seconds, "error": self.error,
                 "records": [{"seed": r.seed, "seconds": r.seconds, "metrics": r.metrics,
                              "figure_data": r.figure_data} for r in self.records],
@@ -154,8 +154,8 @@ def run_item(claim: Claim, setup: Setup, point: GridPoint, device: Any,
     """Run every seed of ``point`` on ``device`` and evaluate the claim's expectations.
 
     ``on_seed(seed)`` is called after each seed (progress bars). The status is
-    ``PASS``/``FAIL``, or ``XPASS``/``XFAIL`` under a profile that declares a known
-    failure; for a control (``setup.control``, every expectation still evaluated) ``PASS``
+    ``PASS``/``FAIL``, or ``XPASS``/``XFAIL`` where the profile declares a known failure
+    covering ``point``; for a control (``setup.control``, every expectation still evaluated) ``PASS``
     when each of its ``expect_fail`` expectations failed, else ``FAIL``. An exception makes
     it ``ERROR`` with the traceback, a ``SystemExit`` or other ``BaseException`` too, so the
     other items and the report are kept (``KeyboardInterrupt`` propagates).
@@ -173,7 +173,7 @@ def run_item(claim: Claim, setup: Setup, point: GridPoint, device: Any,
         passed = all(v.passed for v in result.verdicts)
         if setup.control is not None:  # the claim's test must not pass without the effect
             result.status = Status.FAIL if result.held else Status.PASS
-        elif setup.known_failure is None:
+        elif setup.known_failure_at(point) is None:
             result.status = Status.PASS if passed else Status.FAIL
         else:  # a declared non-replication: still evaluated, still reported
             result.status = Status.XPASS if passed else Status.XFAIL

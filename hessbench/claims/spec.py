@@ -108,6 +108,7 @@ class Setup:
     known_failure: str | None = None
     control: Control | None = None
     declared_seeds: tuple[int, ...] | None = None
+    known_failure_points: tuple[str, ...] | None = None
 
     @property
     def kind(self) -> str:
@@ -120,6 +121,13 @@ class Setup:
         if self.control is None:
             return point.id
         return "-".join(p for p in ("control", self.control.name, point.id) if p)
+
+    def known_failure_at(self, point: GridPoint) -> str | None:
+        """The known-failure note that covers ``point``: the profile's note when it names
+        no points, or names ``point``; else ``None``."""
+        if self.known_failure_points is not None and point.id not in self.known_failure_points:
+            return None
+        return self.known_failure
 
     def with_seeds(self, seeds: tuple[int, ...]) -> Setup:
         """This setup run with ``seeds`` instead of the declared ones (kept in
@@ -175,7 +183,8 @@ class Claim:
         params, grid, seeds = _override((self.params, self.grid, self.seeds), over)
         gpu = over.get("gpu", profile == "paper")
         if control is None:
-            return Setup(profile, params, grid, seeds, gpu, over.get("known_failure"))
+            return Setup(profile, params, grid, seeds, gpu, over.get("known_failure"),
+                         known_failure_points=over.get("known_failure_points"))
         ctl = self.control(control)
         params, grid, seeds = _override((params, grid, seeds), ctl.at(profile))
         return Setup(profile, params, grid, seeds, gpu, control=ctl)
@@ -209,6 +218,8 @@ class Claim:
                 "source_text": str(self.source), "experiment": self.experiment,
                 "file": str(self.path), "seeds": list(setup.seeds), "gpu": setup.gpu,
                 "known_failure": setup.known_failure,
+                "known_failure_points": (None if setup.known_failure_points is None
+                                         else list(setup.known_failure_points)),
                 "expectations": [{"name": e.name, "relation": e.relation, "reason": e.reason,
                                   "over_seeds": e.over_seeds_label, "fields": e.fields}
                                  for e in self.expectations],
@@ -290,9 +301,21 @@ def load_claim(path: Path | str) -> Claim:
     return claim
 
 
+def _check_known_failure_points(setup: Setup, err: Any) -> None:
+    """A known failure's ``points`` name grid points of its own profile."""
+    if setup.known_failure_points is None:
+        return
+    ids = [pt.id for pt in setup.points()]
+    unknown = [pt for pt in setup.known_failure_points if pt not in ids]
+    if unknown:
+        raise err(f"profiles.{setup.profile}.known_failure.points",
+                  f"unknown grid point(s) {unknown}; the profile's points are {ids}")
+
+
 def _check_setup(claim: Claim, setup: Setup, err: Any) -> None:
     """Every placeholder of every expectation is a param or grid key of ``setup`` (a
     control evaluates all of them), and no param a control sets is a key of its grid."""
+    _check_known_failure_points(setup, err)
     known = set(setup.params) | set(setup.grid)
     ctl = setup.control
     where = "" if ctl is None else f"controls[{claim.controls.index(ctl)}]"
@@ -372,6 +395,27 @@ def _seeds(raw: Any, key: str, err: Any) -> tuple[int, ...]:
     return tuple(raw)
 
 
+def _known_failure(raw: Any, where: str, err: Any) -> dict[str, Any]:
+    """A profile's ``known_failure``: a note (the whole profile), or a table
+    ``{ note = "...", points = ["<grid point>", ...] }`` for some grid points only."""
+    points = None
+    if isinstance(raw, dict):
+        unknown = set(raw) - {"note", "points"}
+        if unknown or "note" not in raw or "points" not in raw:
+            raise err(where, "as a table it needs exactly the keys 'note' and 'points' "
+                      f"(got {sorted(raw)}), e.g. {{ note = \"...\", points = [\"k=5\"] }}")
+        points = raw["points"]
+        if (not isinstance(points, list) or not points
+                or not all(isinstance(pt, str) and pt for pt in points)):
+            raise err(f"{where}.points", "must be a non-empty list of grid point ids as in the "
+                      "item ids, e.g. [\"k=5-optimizer=sgd\"]")
+        raw = raw["note"]
+    if not isinstance(raw, str) or not raw.strip():
+        raise err(where, "must be a non-empty string saying what misses and by how much")
+    return {"known_failure": raw.strip(),
+            "known_failure_points": None if points is None else tuple(points)}
+
+
 def _profiles(raw: Any, err: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(raw, dict):
         raise err("profiles", f"must be a table, got {type(raw).__name__}")
@@ -391,11 +435,7 @@ def _profiles(raw: Any, err: Any) -> dict[str, dict[str, Any]]:
                 raise err(f"{where}.gpu", f"must be true or false, got {table['gpu']!r}")
             prof["gpu"] = table["gpu"]
         if "known_failure" in table:
-            note = table["known_failure"]
-            if not isinstance(note, str) or not note.strip():
-                raise err(f"{where}.known_failure", "must be a non-empty string saying what "
-                          "misses and by how much")
-            prof["known_failure"] = note.strip()
+            prof.update(_known_failure(table["known_failure"], f"{where}.known_failure", err))
         out[name] = prof
     return out
 

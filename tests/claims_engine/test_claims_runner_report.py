@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from claims_engine_helpers import CONTROL_FALLING, CONTROL_STEEPER, SLOPE_BAD, SLOPE_OK, \
-    write_claim, write_controlled
+    SLOPE_POSITIVE, write_claim, write_controlled
+from hessbench.claims.errors import ClaimSpecError
 from hessbench.claims import report as report_mod
 from hessbench.claims.report import atomic_write_text, load_report, render_markdown
 from hessbench.claims.runner import ClaimSession, to_native
@@ -191,6 +192,36 @@ def test_known_failure_does_not_apply_to_controls(claims_dir: Path) -> None:
     session = run_all(write_controlled(claims_dir, sections=sections,
                                        controls=CONTROL_FALLING + CONTROL_STEEPER))
     assert [r.status for r in session.results] == ["xpass", "pass", "pass", "fail"]
+
+
+def test_known_failure_can_cover_some_grid_points_only(claims_dir: Path) -> None:
+    """known_failure = { note, points }: the named points are xfail, the others are
+    judged as usual (a pass elsewhere is not an xpass), and the report says which."""
+    sections = ('[params]\nnoise = 0.01\n\n[grid]\nslope = [1.0, -1.0]\n\n[profiles.smoke]\n'
+                'known_failure = { note = "falls at -1, for the test", points = ["slope=-1.0"] }\n')
+    session = run_all(write_claim(claims_dir, body=SLOPE_POSITIVE, sections=sections))
+    assert [r.status for r in session.results] == ["pass", "xfail"]
+    items = {r.item_id: r.to_dict() for r in session.results}
+    assert items["demo[slope=1.0]"]["known_failure"] is None
+    assert items["demo[slope=-1.0]"]["known_failure"] == "falls at -1, for the test"
+    out = session.write_report(claims_dir.parent / "out")
+    assert "Known failure at points slope=-1.0" in (out / "report.md").read_text()
+    assert json.loads((out / "report.json").read_text())["claims"][0][
+        "known_failure_points"] == ["slope=-1.0"]
+
+
+@pytest.mark.parametrize("value, match", [
+    ('{ note = "x", points = ["slope=9.0"] }', r"unknown grid point\(s\) \['slope=9.0'\]"),
+    ('{ note = "x" }', "exactly the keys 'note' and 'points'"),
+    ('{ note = "x", points = [] }', "non-empty list of grid point ids"),
+    ('{ note = "", points = ["slope=1.0"] }', "non-empty string"),
+])
+def test_bad_known_failure_points_are_load_errors(claims_dir: Path, value: str,
+                                                  match: str) -> None:
+    sections = ('[params]\nnoise = 0.01\n\n[grid]\nslope = [1.0, -1.0]\n\n[profiles.smoke]\n'
+                f'known_failure = {value}\n')
+    with pytest.raises(ClaimSpecError, match=match):
+        load_claim(write_claim(claims_dir, body=SLOPE_POSITIVE, sections=sections))
 
 
 def test_control_experiment_exception_is_an_error(claims_dir: Path,
