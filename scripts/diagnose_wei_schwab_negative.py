@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import hessbench as hb
 from hessbench import stats
 from hessbench.claims.spec import load_claim
 from hessbench.data import digits
@@ -131,7 +132,7 @@ def main() -> None:
                 t1 = time.perf_counter()
                 train(snap_model, loss_fn, inputs, targets, lr=lr, steps=steps // args.snapshots,
                       batch_size=bs, seed=wsn._pair_seed(seed, 3000 + 100 * i + k), eval_every=10**9)
-                ev = wsn.exact_spectrum(snap_model, loss_fn, inputs, targets)
+                ev = hb.spectrum(wsn.exact_hessian(snap_model, loss_fn, inputs, targets))
                 t_snap = lr * (steps + (k + 1) * (steps // args.snapshots))
                 snaps.append({"time": t_snap,
                               "loss": full_loss(snap_model, loss_fn, inputs, targets) - gd.final_loss,

@@ -31,6 +31,16 @@ Protocol (one call = one seed):
    are taken AT THE SAME ITERATE. The pair's point of Fig. 2a is the mean over its K snapshots
    of x = L(theta_k) - L_GD(t_k) and of y = sum of negative eigenvalues at theta_k.
 
+6. The paper's quantity (A.3 predicts the equilibrium mean Hessian <d_j d_k L>): the negative
+   mass of the mean of the K snapshot Hessians (``neg_sum_mean_hessian``; by concavity of
+   the negative mass it is at most the snapshots' mean in magnitude) beside the per-iterate
+   one (``neg_sum``); both are fitted against ``train_loss``.
+7. The theory's premise, A.3's equilibrium ``<L> - L* = (eta / 4S)(1 - S/M) Tr H``
+   (``a3_predicted_excess`` with Tr H at theta_0, ``a3_excess_ratio`` = the window-mean loss
+   above the GD trajectory over it, ``a3_max_abs_log2_ratio`` its worst factor), and Eq. 5's
+   premise that the per-sample gradient second moment is H (``gd_noise_trace_ratio`` at
+   theta_0). ``neg_to_pos_magnitude`` is |lambda_min| / lambda_max per pair (Sagun §3.4).
+
 The training loss of the fit (``train_loss``) is measured from the valley floor, as in the
 paper's analysis where the loss vanishes on the valley: the snapshot loss minus the loss of
 the GD trajectory at the same SGD time. ``train_loss_window`` is the same over every
@@ -80,7 +90,7 @@ from hessbench.data import digits
 from hessbench.experiments.registry import Measurement, experiment
 from hessbench.minimize import grad_norm, minimize
 from hessbench.models import mlp
-from hessbench.problem import LossFn
+from hessbench.problem import LossFn, Problem
 from hessbench.training import full_loss, train
 
 NUM_CLASSES = 10
@@ -107,7 +117,13 @@ METRICS = ["train_loss", "train_loss_window", "train_loss_kl", "train_loss_ce",
            "neg_to_pos_mass", "lambda_min", "lambda_max", "snapshot_train_loss",
            "snapshot_neg_sum", "batch_size", "learning_rate", "noise_scale", "sgd_steps",
            "fit_slope", "fit_intercept", "fit_r2", "gd_loss_kl", "gd_grad_norm", "gd_neg_sum",
-           "gd_lambda_max", "gd_floor_drop", "num_params"]
+           "gd_lambda_max", "gd_floor_drop", "num_params",
+           "neg_sum_mean_hessian", "neg_to_pos_magnitude", "gd_trace", "gd_noise_trace_ratio",
+           "a3_predicted_excess", "a3_excess_ratio", "a3_max_abs_log2_ratio",
+           "fit_mean_hessian_slope", "fit_mean_hessian_intercept", "fit_mean_hessian_r2"]
+
+PUBLISHED_LINE = (-40.07, -1.22e-5)
+"""Fig. 2a's caption: 'best fit line, y = wx + b with w = -40.07 and b = -1.22 * 10^-5'."""
 
 
 def smoothed_target_entropy(num_classes: int, label_smoothing: float) -> float:
@@ -242,10 +258,27 @@ def snapshot_indices(n_evals: int, fraction: float, k: int) -> list[int]:
     return [n_evals - w + (j + 1) * w // k for j in range(k)]
 
 
-def exact_spectrum(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
-                   targets: torch.Tensor) -> np.ndarray:
-    """All eigenvalues (ascending, float64) of the full-batch loss Hessian."""
-    return hb.spectrum(hb.hessian(model, loss_fn, (inputs, targets), dtype=torch.float64))
+def exact_hessian(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
+                  targets: torch.Tensor) -> torch.Tensor:
+    """The dense float64 full-batch loss Hessian (n x n)."""
+    return hb.hessian(model, loss_fn, (inputs, targets), dtype=torch.float64).dense()
+
+
+def a3_equilibrium_excess(lr: float, batch_size: int, num_samples: int, trace: float) -> float:
+    """App. A.3's equilibrium loss above the valley: <L> - L* = C Tr H with
+    C = (eta / 4S)(1 - S/M) (Eq. 8-11 with the noise premise Eq. 5, C_ii = (1/S)(1 - S/M) lambda_i)."""
+    if not 1 <= batch_size <= num_samples:
+        raise ValueError(f"need 1 <= batch_size <= num_samples, got {batch_size}, {num_samples}")
+    return lr / (4.0 * batch_size) * (1.0 - batch_size / num_samples) * trace
+
+
+def noise_to_hessian_trace(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
+                           targets: torch.Tensor, trace: float) -> float:
+    """Tr((1/M) sum_k g_k g_k^T) / Tr H: Eq. 5's premise that the per-sample gradient second
+    moment is the Hessian (1 where it holds), with g_k the per-sample gradients."""
+    problem = Problem(model, loss_fn, [(inputs, targets)], dtype=torch.float64)
+    g = problem.per_sample_gradients(inputs, targets)
+    return float((g * g).sum() / len(inputs)) / trace
 
 
 def _check_params(p: dict[str, Any]) -> None:
@@ -290,6 +323,8 @@ def plot_negative_vs_loss(records: list[dict[str, Any]]) -> Any:
         colour = points.get_facecolor()[0]
         ax.scatter(np.ravel(m["snapshot_train_loss"]), np.ravel(m["snapshot_neg_sum"]), s=6,
                    alpha=0.35, color=colour, label=f"seed {rec['seed']}: snapshots")
+        ax.scatter(x, m["neg_sum_mean_hessian"], s=22, marker="D", facecolors="none",
+                   edgecolors=colour, label=f"seed {rec['seed']}: snapshot-averaged Hessian")
         ax.scatter([0.0], [m["gd_neg_sum"]], s=30, marker="x", color=colour,
                    label=f"seed {rec['seed']}: GD minimum (not fitted)")
         grid = np.linspace(0.0, float(x.max()), 50)
@@ -297,6 +332,10 @@ def plot_negative_vs_loss(records: list[dict[str, Any]]) -> Any:
         ax.plot(grid, w * grid + b, lw=1, color=colour,
                 label=f"y = {w:.4g} x {'+' if b >= 0 else '-'} {abs(b):.2g} "
                       f"(R$^2$ = {m['fit_r2']:.3f})")
+    w, b = PUBLISHED_LINE
+    top = max(float(np.max(r["metrics"]["train_loss"])) for r in records) if records else 1.0
+    ax.plot([0.0, top], [b, w * top + b], "k--", lw=0.8,
+            label=f"published: y = {w} x - {abs(b):.3g} (MNIST)")
     ax.axhline(0.0, color="0.7", lw=0.5)
     ax.set_xlabel("training loss above the GD trajectory at the same SGD time")
     ax.set_ylabel("sum of negative eigenvalues")
@@ -359,7 +398,8 @@ def wei_schwab_negative(p: dict[str, Any], seed: int, device: torch.device) -> M
         minimize(model, loss_fn, inputs, targets, grad_tol=float(p["grad_tol"]),
                  on_unconverged="ignore")
     theta0_loss = full_loss(model, loss_fn, inputs, targets)
-    gd_ev = exact_spectrum(model, loss_fn, inputs, targets)
+    gd_ev = hb.spectrum(exact_hessian(model, loss_fn, inputs, targets))
+    gd_trace = float(gd_ev.sum())
     schedules = [eval_schedule(float(p["equilibration_time"]), float(lr), n_eval_min)
                  for lr in p["learning_rates"]]
     longest = max(float(lr) * every * n for lr, (every, n) in zip(p["learning_rates"], schedules))
@@ -368,7 +408,7 @@ def wei_schwab_negative(p: dict[str, Any], seed: int, device: torch.device) -> M
     keys = ("train_loss", "train_loss_window", "train_loss_kl", "train_loss_ce",
             "equilibration_drift", "equilibration_drift_se", "neg_sum", "pos_sum", "neg_count",
             "neg_to_pos_mass", "lambda_min", "lambda_max", "snapshot_train_loss",
-            "snapshot_neg_sum", "sgd_steps")
+            "snapshot_neg_sum", "sgd_steps", "neg_to_pos_magnitude", "neg_sum_mean_hessian")
     rows: dict[str, list] = {k: [] for k in keys}
     for i, (bs, lr) in enumerate(zip(p["batch_sizes"], p["learning_rates"])):
         lr = float(lr)
@@ -376,12 +416,16 @@ def wei_schwab_negative(p: dict[str, Any], seed: int, device: torch.device) -> M
         marks = snapshot_indices(n_evals, frac, k_snap)
         evals: list[float] = []
         snap: dict[str, list[float]] = {k: [] for k in ("x", "ce", "neg", "pos", "count", "min", "max")}
+        mean_hessian: torch.Tensor | None = None
         for seg_evals, at in _sgd_pair(model, loss_fn, inputs, targets, batch_size=int(bs), lr=lr,
                                        eval_every=every, snapshot_at=marks,
                                        seed=seed, pair=i):
             evals.extend(seg_evals)
             ce = full_loss(at, loss_fn, inputs, targets)
-            ev = exact_spectrum(at, loss_fn, inputs, targets)
+            h = exact_hessian(at, loss_fn, inputs, targets)
+            ev = hb.spectrum(h)
+            mean_hessian = h if mean_hessian is None else mean_hessian.add_(h)
+            del h
             sums = spectrum_sums(ev)
             snap["x"].append(ce - theta0_loss - float(floor(lr * every * len(evals))))
             snap["ce"].append(ce)
@@ -403,6 +447,10 @@ def wei_schwab_negative(p: dict[str, Any], seed: int, device: torch.device) -> M
         rows["pos_sum"].append(mean["pos"])
         rows["neg_count"].append(mean["count"])
         rows["neg_to_pos_mass"].append(abs(mean["neg"]) / mean["pos"])
+        rows["neg_to_pos_magnitude"].append(abs(min(mean["min"], 0.0)) / mean["max"])
+        rows["neg_sum_mean_hessian"].append(
+            spectrum_sums(hb.spectrum(mean_hessian.div_(len(snap["x"])))).neg_sum)
+        del mean_hessian
         rows["lambda_min"].append(mean["min"])
         rows["lambda_max"].append(mean["max"])
         rows["snapshot_train_loss"].append(snap["x"])
@@ -410,13 +458,24 @@ def wei_schwab_negative(p: dict[str, Any], seed: int, device: torch.device) -> M
         rows["sgd_steps"].append(every * n_evals)
 
     fit = stats.linear_fit(rows["train_loss"], rows["neg_sum"])
+    fit_mean = stats.linear_fit(rows["train_loss"], rows["neg_sum_mean_hessian"])
     bs_list = [int(b) for b in p["batch_sizes"]]
     lr_list = [float(a) for a in p["learning_rates"]]
+    predicted = [a3_equilibrium_excess(a, b, int(p["num_samples"]), gd_trace)
+                 for a, b in zip(lr_list, bs_list)]
+    # no predicted excess (S = M): the ratio is unbounded
+    ratios = [x / c if c else math.inf for x, c in zip(rows["train_loss_window"], predicted)]
     metrics = {
         **rows,
         "batch_size": bs_list, "learning_rate": lr_list,
         "noise_scale": [a / b for a, b in zip(lr_list, bs_list)],
         "fit_slope": fit.slope, "fit_intercept": fit.intercept, "fit_r2": fit.r2,
+        "fit_mean_hessian_slope": fit_mean.slope,
+        "fit_mean_hessian_intercept": fit_mean.intercept, "fit_mean_hessian_r2": fit_mean.r2,
+        "gd_trace": gd_trace,
+        "gd_noise_trace_ratio": noise_to_hessian_trace(model, loss_fn, inputs, targets, gd_trace),
+        "a3_predicted_excess": predicted, "a3_excess_ratio": ratios,
+        "a3_max_abs_log2_ratio": max(abs(math.log2(r)) if r > 0 else math.inf for r in ratios),
         "gd_loss_kl": theta0_loss - entropy_floor,
         "gd_grad_norm": grad_norm(model, loss_fn, inputs, targets)[1],
         "gd_neg_sum": spectrum_sums(gd_ev).neg_sum, "gd_lambda_max": float(gd_ev[-1]),

@@ -189,7 +189,7 @@ def test_spectrum_sums_rejects_bad_input(bad):
 
 # --- exact spectrum against torch.func.hessian -------------------------------------------
 
-def test_exact_spectrum_matches_dense_autograd_hessian():
+def test_exact_hessian_matches_dense_autograd_hessian():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(12, 64, generator=gen, dtype=torch.float64)
     y = torch.randint(0, 10, (12,), generator=gen)
@@ -204,9 +204,31 @@ def test_exact_spectrum_matches_dense_autograd_hessian():
         params = {n: c.view(s) for n, c, s in zip(names, chunks, shapes)}
         return loss_fn(torch.func.functional_call(model, params, (x,)), y)
 
-    reference = np.linalg.eigvalsh(torch.func.hessian(loss_of)(flat0).numpy())
-    got = wsn.exact_spectrum(model, loss_fn, x, y)
-    np.testing.assert_allclose(got, reference, atol=1e-10 * np.abs(reference).max())
+    reference = torch.func.hessian(loss_of)(flat0)
+    got = wsn.exact_hessian(model, loss_fn, x, y)
+    torch.testing.assert_close(got, reference, rtol=0, atol=1e-12 * reference.abs().max().item())
+
+
+def test_a3_equilibrium_excess_is_c_times_the_trace():
+    """<L> - L* = (eta / 4S)(1 - S/M) Tr H; no excess at full batch (S = M)."""
+    assert wsn.a3_equilibrium_excess(0.1, 5, 500, 20.0) == pytest.approx(0.1 / 20 * 0.99 * 20.0)
+    assert wsn.a3_equilibrium_excess(0.1, 500, 500, 20.0) == 0.0
+    with pytest.raises(ValueError, match="batch_size"):
+        wsn.a3_equilibrium_excess(0.1, 501, 500, 20.0)
+
+
+def test_noise_to_hessian_trace_of_unit_residual_least_squares():
+    """MSE l = (w.x - y)^2 at w = 0 with y = +-1: g_k = -2 y_k x_k, H = (2/M) sum x x^T, so
+    Tr((1/M) sum g g^T) / Tr H = 4 sum |x|^2 / (2 sum |x|^2) = 2."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(7, 3, generator=gen, dtype=torch.float64)
+    y = torch.tensor([1.0, -1, 1, 1, -1, -1, 1], dtype=torch.float64)[:, None]
+    model = nn.Linear(3, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.zero_()
+    trace = 2.0 * float((x * x).sum()) / len(x)
+    assert wsn.noise_to_hessian_trace(model, nn.MSELoss(), x, y, trace) == pytest.approx(2.0,
+                                                                                        rel=1e-12)
 
 
 # --- the GD floor and the segmented SGD run ------------------------------------------------
@@ -286,19 +308,28 @@ def test_experiment_metrics_are_consistent(tiny_run):
     assert all(se >= 0 for se in m["equilibration_drift_se"])
     fit = stats.linear_fit(m["train_loss"], m["neg_sum"])
     assert (m["fit_slope"], m["fit_intercept"], m["fit_r2"]) == (fit.slope, fit.intercept, fit.r2)
+    # the sum of negative eigenvalues is concave in H: the averaged Hessian has less
+    # negative mass than the average of the snapshots' (Jensen), exactly
+    for mean_h, per_iterate in zip(m["neg_sum_mean_hessian"], m["neg_sum"]):
+        assert per_iterate - 1e-12 <= mean_h <= 0.0
+    for x, c, r in zip(m["train_loss_window"], m["a3_predicted_excess"], m["a3_excess_ratio"]):
+        assert r == pytest.approx(x / c, rel=1e-14)
+    # a pair at or below the valley floor (ratio <= 0) is off by an infinite factor
+    assert m["a3_max_abs_log2_ratio"] == pytest.approx(
+        max(abs(math.log2(r)) if r > 0 else math.inf for r in m["a3_excess_ratio"]))
 
 
 def test_spectra_are_taken_at_the_iterates_whose_loss_is_x(monkeypatch):
     """Pairing: every spectrum after the GD one is taken at a snapshot, and the mean loss
     of the models the spectra see is the pair's train_loss_ce (x up to the GD floor)."""
     seen = []
-    original = wsn.exact_spectrum
+    original = wsn.exact_hessian
 
     def recording(model, loss_fn, inputs, targets):
         seen.append(wsn.full_loss(model, loss_fn, inputs, targets))
         return original(model, loss_fn, inputs, targets)
 
-    monkeypatch.setattr(wsn, "exact_spectrum", recording)
+    monkeypatch.setattr(wsn, "exact_hessian", recording)
     m = wsn.wei_schwab_negative(TINY, 3, torch.device("cpu")).metrics
     k = TINY["snapshots"]
     assert len(seen) == 1 + k * len(TINY["batch_sizes"])
