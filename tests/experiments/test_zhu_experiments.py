@@ -43,6 +43,21 @@ def test_escape_experiment_small():
         zhu_anisotropic_escape.zhu_anisotropic_escape({"chain": 5}, 0, CPU)
 
 
+def test_structure_free_escape_gives_every_noisy_dynamic_the_isotropic_noise():
+    """The control knob: every noisy dynamic's indicator is GLD const's (the same noise),
+    GD stays noiseless, and the draws stay independent per dynamic."""
+    params = {"chains": 6, "steps": 30, "record_every": 10, "noise_structure": "isotropic"}
+    m = zhu_anisotropic_escape.zhu_anisotropic_escape(params, 0, CPU)
+    iso = m.metrics["indicator_gld_const"]
+    assert iso == pytest.approx(1.1, rel=0.01) and m.metrics["indicator_gd"] == 0.0
+    for kind in ("gld_diag", "gld_leading", "gld_hessian", "gld_1st_eigvec"):
+        assert m.metrics[f"indicator_{kind}"] == iso
+    paths = m.figure_data["paths"]
+    assert paths["gld_const"] != paths["gld_1st_eigvec"]
+    with pytest.raises(ValueError, match="noise_structure"):
+        zhu_anisotropic_escape.zhu_anisotropic_escape({"noise_structure": "pink"}, 0, CPU)
+
+
 def test_gauss_newton_equals_dense_hessian_with_clipped_samples():
     gen = seeded_generator(0)
     model = zhu_indicator_width.FixedOutputReLU(6, generator=gen, dtype=torch.float64, device=CPU)
