@@ -12,13 +12,14 @@ second claim file with an id already in the run, and writes its report
 """
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class SeedRecord:
     seconds: float
     metrics: dict[str, Any]
     figure_data: dict[str, Any]
+    reused_from: str | None = None  # the item whose identical run this record reuses
 
 
 @dataclass
@@ -90,7 +92,8 @@ class ItemResult:
                 "known_failure": s.known_failure_at(self.point),
                 "seconds": self.seconds, "error": self.error,
                 "records": [{"seed": r.seed, "seconds": r.seconds, "metrics": r.metrics,
-                             "figure_data": r.figure_data} for r in self.records],
+                             "figure_data": r.figure_data, "reused_from": r.reused_from}
+                            for r in self.records],
                 "verdicts": [v.to_dict() for v in self.verdicts]}
 
 
@@ -149,9 +152,34 @@ def _measure(claim: Claim, point: GridPoint, seed: int, device: Any) -> SeedReco
                       figure_data=to_native(dict(out.figure_data), "figure_data"))
 
 
+#: (experiment, params as canonical JSON, seed, device) -> (item id, its record)
+RunCache = dict[tuple[str, str, int, str], tuple[str, SeedRecord]]
+
+
+def _measure_cached(claim: Claim, point: GridPoint, seed: int, device: Any, item_id: str,
+                    cache: RunCache | None) -> SeedRecord:
+    """:func:`_measure`, or the record of an identical earlier run of this session
+    (same experiment, params, seed and device; experiments are deterministic in these),
+    marked ``reused_from`` with 0 seconds of its own."""
+    if cache is None:
+        return _measure(claim, point, seed, device)
+    key = (claim.experiment, json.dumps(point.params, sort_keys=True, default=repr), seed,
+           str(device))
+    if key in cache:
+        first, record = cache[key]
+        return replace(record, seconds=0.0, reused_from=first)
+    record = _measure(claim, point, seed, device)
+    cache[key] = (item_id, record)
+    return record
+
+
 def run_item(claim: Claim, setup: Setup, point: GridPoint, device: Any,
-             on_seed: Callable[[int], None] | None = None) -> ItemResult:
+             on_seed: Callable[[int], None] | None = None,
+             cache: RunCache | None = None) -> ItemResult:
     """Run every seed of ``point`` on ``device`` and evaluate the claim's expectations.
+
+    With ``cache`` (a session's), a seed whose experiment, params and device match an
+    earlier run reuses that run's record (:func:`_measure_cached`).
 
     ``on_seed(seed)`` is called after each seed (progress bars). The status is
     ``PASS``/``FAIL``, or ``XPASS``/``XFAIL`` where the profile declares a known failure
@@ -164,7 +192,8 @@ def run_item(claim: Claim, setup: Setup, point: GridPoint, device: Any,
     start = time.perf_counter()
     try:
         for seed in setup.seeds:
-            result.records.append(_measure(claim, point, seed, device))
+            result.records.append(_measure_cached(claim, point, seed, device, result.item_id,
+                                                  cache))
             if on_seed is not None:
                 on_seed(seed)
         metrics = [r.metrics for r in result.records]
@@ -228,6 +257,7 @@ class ClaimSession:
         self.started = datetime.now(timezone.utc)
         self.results: list[ItemResult] = []
         self._files: dict[str, Path] = {}  # claim id -> the file that declares it
+        self._runs: RunCache = {}  # identical runs are measured once per session
 
     def plan(self, claim: Claim) -> list[tuple[Setup, GridPoint]]:
         """Every item of ``claim`` under this session's profile: the claim's grid points,
@@ -246,7 +276,7 @@ class ClaimSession:
     def run(self, claim: Claim, setup: Setup, point: GridPoint,
             on_seed: Callable[[int], None] | None = None) -> ItemResult:
         """Run one item of :meth:`plan` and record it."""
-        result = run_item(claim, setup, point, self.device, on_seed)
+        result = run_item(claim, setup, point, self.device, on_seed, self._runs)
         self.results.append(result)
         return result
 

@@ -224,6 +224,32 @@ def test_bad_known_failure_points_are_load_errors(claims_dir: Path, value: str,
         load_claim(write_claim(claims_dir, body=SLOPE_POSITIVE, sections=sections))
 
 
+def test_identical_runs_are_measured_once_per_session(claims_dir: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two claims whose items have the same experiment, params and seeds: the second
+    reuses the first's records (marked reused_from, 0 s), the experiment runs once per seed."""
+    line = registry.REGISTRY["example_line"]
+    calls: list[int] = []
+
+    def counted(params: dict, seed: int, device: torch.device) -> Measurement:
+        calls.append(seed)
+        return line(params, seed, device)
+
+    monkeypatch.setitem(registry.REGISTRY, "counted", Experiment("counted", counted))
+    sections = '[params]\nnoise = 0.01\nslope = 1.0\n'
+    session = ClaimSession("smoke", "cpu", root=claims_dir.parent)
+    for cid in ("first", "second"):
+        claim = load_claim(write_claim(claims_dir, cid, sections=sections, experiment="counted"))
+        for setup, point in session.plan(claim):
+            session.run(claim, setup, point)
+    assert calls == [0, 1]
+    first, second = session.results
+    assert [r.reused_from for r in first.records] == [None, None]
+    assert [r.reused_from for r in second.records] == ["first", "first"]
+    assert [r.metrics for r in second.records] == [r.metrics for r in first.records]
+    assert second.to_dict()["records"][0]["reused_from"] == "first"
+
+
 def test_control_experiment_exception_is_an_error(claims_dir: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     line = registry.REGISTRY["example_line"]
