@@ -15,8 +15,8 @@ Protocol (one call = one seed):
 2. Full-batch GD at ``gd_lr`` for ``gd_steps`` -> the minimum theta_0 (paper: lr 0.1 for
    10k epochs). On digits GD converges sublinearly; at lr 0.1 the loss still falls by
    ~1e-4 per 25 units of SGD time after 10k steps, as much as the SGD heating to be
-   measured, so the default takes lr 1.0 (still stable: lr * lambda_max < 2 with
-   lambda_max = ``gd_lambda_max``, 1.77 at the smoke scale, seed 0). With ``grad_tol`` set,
+   measured, so the default takes lr 1.0 (stable while lr * lambda_max < 2, with
+   lambda_max = ``gd_lambda_max`` reported). With ``grad_tol`` set,
    :func:`hessbench.minimize.minimize` then polishes theta_0 to ||grad L|| <= grad_tol
    (``gd_grad_norm`` reports the norm reached; the ReLU claim leaves it unset).
 3. The valley floor's own descent: GD continued from theta_0 (at ``gd_lr``) for the SGD time
@@ -55,13 +55,11 @@ is about a smooth valley of minima: there the Hessian is PSD, so the negative ma
 loss 0. Near the valley, with t along it and n across, L = L* + 1/2 n^T A(t) n + O(n^3),
 so in (t, n) coordinates the tangent block of H is 1/2 n^T A''(t) n, the cross block
 A'(t) n and the normal block A(t) + O(n); the tangent eigenvalues (Schur complement) are
-O(|n|^2), proportional to the loss above the valley, with either sign. (Measured on the
-linear net, the negative mass grows like sqrt(loss) instead: in Euclidean coordinates a
-curved valley adds grad L . (its curvature) = O(|n|) to the tangent block; see the claim
-file.) The ReLU net's minima sit on kinks (its GD point
-has negative mass of its own: -0.00094 at smoke, -0.021 at paper scale, the measured
-intercepts); a deep linear net's minima are smooth (its minima: the factorisations of the
-best product matrix).
+O(|n|^2), proportional to the loss above the valley, with either sign; in Euclidean
+coordinates a curved valley adds grad L . (its curvature) = O(|n|) to the tangent block.
+A ReLU net's minima can sit on kinks, where the GD point has negative mass of its own
+(``gd_neg_sum``); a deep linear net's minima are smooth (the factorisations of the best
+product matrix). Measured values are in the claim files' histories.
 
 Eigenvalues within the round-off of a float64 eigensolver, |lambda| <= n eps_64 max|lambda|,
 count as zero (see :func:`spectrum_sums`). The fit is ordinary least squares
@@ -88,6 +86,7 @@ import hessbench as hb
 from hessbench import stats
 from hessbench.data import digits
 from hessbench.experiments.registry import Measurement, experiment
+from hessbench.losses import smoothed_target_entropy
 from hessbench.minimize import grad_norm, minimize
 from hessbench.models import mlp
 from hessbench.problem import LossFn, Problem
@@ -124,21 +123,6 @@ METRICS = ["train_loss", "train_loss_window", "train_loss_kl", "train_loss_ce",
 
 PUBLISHED_LINE = (-40.07, -1.22e-5)
 """Fig. 2a's caption: 'best fit line, y = wx + b with w = -40.07 and b = -1.22 * 10^-5'."""
-
-
-def smoothed_target_entropy(num_classes: int, label_smoothing: float) -> float:
-    """H(q) for q = (1 - eps) onehot + eps / K: the minimum of the label-smoothed CE.
-
-    H(q) = -(1 - eps + eps/K) log(1 - eps + eps/K) - (K - 1) (eps/K) log(eps/K), with
-    0 log 0 = 0 (so H = 0 at eps = 0).
-    """
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-    on = 1.0 - label_smoothing + label_smoothing / num_classes
-    off = label_smoothing / num_classes
-    return -(on * math.log(on) + ((num_classes - 1) * off * math.log(off) if off > 0 else 0.0))
 
 
 def averaging_window(values: Sequence[float], fraction: float) -> np.ndarray:

@@ -41,7 +41,6 @@ line connectedness, footnote 3), §4.3 and Fig. 3.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import torch
@@ -51,11 +50,11 @@ from torch.func import functional_call, jacrev, vmap
 from hessbench import stats
 from hessbench.data import digits
 from hessbench.experiments.registry import Measurement, experiment
+from hessbench.losses import smoothed_target_entropy
 from hessbench.models import mlp
 from hessbench.training import full_loss, train
 
-__all__ = ["wei_schwab_trace_network", "piecewise_linear_mlp_trace", "smoothed_label_floor",
-           "segment_losses"]
+__all__ = ["wei_schwab_trace_network", "piecewise_linear_mlp_trace", "segment_losses"]
 
 DEFAULTS: dict[str, Any] = {
     "n_samples": 500, "data_seed": 0, "hidden": [128], "label_smoothing": 0.1,
@@ -103,16 +102,6 @@ def piecewise_linear_mlp_trace(model: nn.Sequential, loss_fn: nn.Module, inputs:
         j = j.reshape(len(inputs), z.shape[1], -1)                          # (N, K, P_layer)
         total = total + (j * (a @ j)).sum(dtype=torch.float64)
     return float(total) / len(inputs)
-
-
-def smoothed_label_floor(label_smoothing: float, classes: int) -> float:
-    """Smallest label-smoothed cross-entropy, the entropy of the smoothed target
-    q = (1 - eps) e_y + eps / K: -(1 - eps + eps/K) log(1 - eps + eps/K) - (K - 1)(eps/K) log(eps/K)."""
-    if not 0.0 <= label_smoothing < 1.0 or classes < 2:
-        raise ValueError(f"need 0 <= label_smoothing < 1 and classes >= 2, got "
-                         f"{label_smoothing}, {classes}")
-    top, rest = 1.0 - label_smoothing + label_smoothing / classes, label_smoothing / classes
-    return -top * math.log(top) - ((classes - 1) * rest * math.log(rest) if rest else 0.0)
 
 
 @torch.no_grad()
@@ -218,7 +207,7 @@ def wei_schwab_trace_network(p: dict[str, Any], seed: int, device: torch.device)
         proj_steps.append(res.steps)
         proj_loss.append(res.final_loss)
         traces.append(piecewise_linear_mlp_trace(proj, loss_fn, x, y))
-    floor = smoothed_label_floor(float(p["label_smoothing"]), 10)
+    floor = smoothed_target_entropy(10, float(p["label_smoothing"]))
     excess_min = loss_min - floor
     ratios = [(max(segment_losses(a, b, loss_fn, x, y, int(p["connect_points"]))) - floor)
               / excess_min for a, b in zip(projected, projected[1:])]

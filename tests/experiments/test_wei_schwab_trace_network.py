@@ -13,7 +13,6 @@ from hessbench.experiments.registry import REGISTRY
 from hessbench.experiments.wei_schwab_trace_network import (
     piecewise_linear_mlp_trace,
     segment_losses,
-    smoothed_label_floor,
     wei_schwab_trace_network,
 )
 from hessbench.models import mlp
@@ -59,18 +58,6 @@ def test_piecewise_linear_mlp_trace_refuses_what_the_identity_does_not_cover() -
     model, _, x, y = _problem([3])
     with pytest.raises(ValueError, match="mean-reduced"):
         piecewise_linear_mlp_trace(model, nn.CrossEntropyLoss(reduction="sum"), x, y)
-
-
-def test_smoothed_label_floor_is_the_loss_at_the_smoothed_target() -> None:
-    """Logits log q reach the floor: CE(log q, y) with smoothing eps equals H(q)."""
-    eps, k = 0.1, 10
-    q = torch.full((1, k), eps / k, dtype=torch.float64)
-    q[0, 3] += 1 - eps
-    loss = nn.CrossEntropyLoss(label_smoothing=eps)(q.log(), torch.tensor([3]))
-    assert smoothed_label_floor(eps, k) == pytest.approx(loss.item(), rel=1e-12)
-    assert smoothed_label_floor(0.0, k) == 0.0
-    with pytest.raises(ValueError, match="label_smoothing"):
-        smoothed_label_floor(1.0, k)
 
 
 def test_segment_losses_interpolate_the_parameters() -> None:
