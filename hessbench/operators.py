@@ -41,7 +41,8 @@ from hessbench.problem import LossFn, ModePolicy, Problem
 from hessbench.validation import check_int
 
 __all__ = ["CurvatureOperator", "OuterProductOperator", "hessian", "ggn", "fisher",
-           "gradient_covariance", "as_operator", "dense_memory_bytes", "require_memory"]
+           "gradient_covariance", "as_operator", "dense_memory_bytes", "require_memory",
+           "dataset_mean_gradient"]
 
 # mat(V) -> A @ V for V of shape (n, m); the operator handles counting and chunking.
 MatFn = Callable[[torch.Tensor], torch.Tensor]
@@ -301,6 +302,11 @@ def ggn(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None = 
                              name="ggn", chunk_size=chunk_size)
 
 
+def dataset_mean_gradient(prob: Problem) -> torch.Tensor:
+    """g = (1/N) sum_i g_i, the full-batch gradient of ``prob`` at its snapshot, shape (n,)."""
+    return prob.dataset_average(lambda x, y: prob.per_sample_gradients(x, y).mean(0))
+
+
 class OuterProductOperator(CurvatureOperator):
     """s [(1/N) sum_i g_i g_i^T - c g g^T] from the per-sample gradients g_i of a
     :class:`~hessbench.problem.Problem`, c = 1 when centred, else 0, s = ``scale``.
@@ -315,10 +321,14 @@ class OuterProductOperator(CurvatureOperator):
     mean_gradient: torch.Tensor | None
 
     def __init__(self, prob: Problem, *, name: str, centre: bool, scale: float,
-                 chunk_size: int | None) -> None:
+                 chunk_size: int | None, mean_gradient: torch.Tensor | None = None) -> None:
+        """``mean_gradient`` replaces the centre g of a centred operator (default: the
+        mean over ``prob``'s samples; :mod:`hessbench.distributed` passes the mean over
+        all ranks' samples)."""
         prob.require_per_sample(name)
-        mean_grad = prob.dataset_average(
-            lambda x, y: prob.per_sample_gradients(x, y).mean(0)) if centre else None
+        mean_grad = None
+        if centre:
+            mean_grad = dataset_mean_gradient(prob) if mean_gradient is None else mean_gradient
 
         def second_moment(V: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             G = prob.per_sample_gradients(x, y)
