@@ -122,3 +122,12 @@ def test_without_a_process_group_says_what_to_do():
     model, loss = worker.make_model(), worker.loss_for("ragged")
     with pytest.raises(RuntimeError, match="init_process_group"):
         hd.hessian(model, loss, worker.make_data())
+
+
+def test_example_runs_as_one_rank():
+    out = subprocess.run([sys.executable, "-m", "hessbench.examples.distributed_spectrum",
+                          "--samples", "200", "-k", "2"], capture_output=True, text=True,
+                         timeout=TIMEOUT_S, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                         cwd=WORKER.parents[1])
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert "top-2 eigenvalues" in out.stdout and "identical on every rank: True" in out.stdout
