@@ -12,6 +12,7 @@ Add one line per experiment module (keep the list sorted):
 from hessbench.experiments import dinh_rescaling  # noqa: F401
 from hessbench.experiments import example_line  # noqa: F401
 from hessbench.experiments import sagun_gauss_newton  # noqa: F401
+from hessbench.experiments import sagun_logistic_bulk  # noqa: F401
 from hessbench.experiments import sagun_outliers  # noqa: F401
 from hessbench.experiments import wei_schwab_negative  # noqa: F401
 from hessbench.experiments import wei_schwab_trace_network  # noqa: F401
