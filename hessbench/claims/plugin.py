@@ -25,6 +25,9 @@ When the arguments are only ``claims/`` folders that hold no claim file, the
 "no tests collected" exit status 5 becomes 0: an empty claims folder verifies
 nothing and is not an error.
 
+``pytest claims -n N`` (pytest-xdist) runs items in N workers and writes one report from
+the controller (:mod:`hessbench.claims.parallel`).
+
 Everything heavy (torch, numpy, the registry) is imported only once a claim file is
 collected, so the plugin costs nothing in ``pytest tests``.
 """
@@ -92,12 +95,16 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the ``claim``, ``gpu`` and ``slow`` markers."""
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    if config.pluginmanager.has_plugin("xdist"):   # -n N: workers run, controller reports
+        from hessbench.claims.parallel import XdistMerge
+
+        config.pluginmanager.register(XdistMerge(_state), "hessbench-xdist")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Lock ``--claims-out`` for this run (a usage error when another run holds it)."""
     state, out = _state(session.config), session.config.getoption("hessbench_claims_out")
-    if out:
+    if out and not hasattr(session.config, "workerinput"):   # xdist: the controller's lock
         from hessbench.claims.lock import DirectoryInUse, RunLock
 
         try:
@@ -236,6 +243,8 @@ def _only_claims_dirs(config: pytest.Config) -> bool:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Write the report of the items run; exit 0 instead of 5 for empty claims folders."""
     state = _state(session.config)
+    if hasattr(session.config, "workerinput"):   # an xdist worker: the controller reports
+        return
     if (exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and state.files == 0
             and _only_claims_dirs(session.config)):
         session.exitstatus = pytest.ExitCode.OK
