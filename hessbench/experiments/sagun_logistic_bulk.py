@@ -87,9 +87,10 @@ def plot_logistic_bulk(records: list[dict[str, Any]]) -> Any:
         ev = ev[ev > 1e-9 * ev.max()]
         a, b = mp_edges(ratio, SIGMA2)
         mass = min(1.0, 1.0 / ratio)
-        ax.hist(ev, bins=60, density=True, color="0.7", label="Hessian")
-        grid = np.linspace(max(a, 1e-6), b, 400)
+        heights = ax.hist(ev, bins=60, density=True, color="0.7", label="Hessian")[0]
+        grid = np.linspace(a + 0.005 * (b - a), b, 400)  # the y = 1 density diverges at 0
         ax.plot(grid, mp_density(grid, ratio, SIGMA2) / mass, "k-", lw=1, label="MP law")
+        ax.set_ylim(0, 1.3 * heights.max())
         ax.axvline(ev.max(), color="tab:red", ls="--", lw=0.8, label="lambda_1")
         ax.axvline(rec["figure_data"]["bbp"], color="tab:blue", ls=":", lw=0.8,
                    label="Thm 1 prediction")
