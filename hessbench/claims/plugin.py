@@ -28,8 +28,14 @@ nothing and is not an error.
 ``pytest claims -n N`` (pytest-xdist) runs items in N workers and writes one report from
 the controller (:mod:`hessbench.claims.parallel`).
 
+Experiments from outside hessbench: ``--experiments MODULE`` (repeatable) imports a module
+that registers them, as do ``-p MODULE``, a ``conftest.py`` and the entry point group
+``hessbench.experiments`` (:mod:`hessbench.experiments.external`). ``--device cuda``
+without a GPU is one usage error.
+
 Everything heavy (torch, numpy, the registry) is imported only once a claim file is
-collected, so the plugin costs nothing in ``pytest tests``.
+collected (or ``--experiments`` / ``--device cuda`` is given), so the plugin costs
+nothing in ``pytest tests``.
 """
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from hessbench.claims.discovery import is_claim_file
+from hessbench.claims.options import DEVICES, EXPERIMENTS_HELP, check_device
 from hessbench.claims.status import Status
 
 if TYPE_CHECKING:
@@ -78,9 +85,11 @@ def _state(config: pytest.Config) -> _State:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """``--device``, ``--profile`` and ``--claims-out``."""
+    """``--device``, ``--profile``, ``--claims-out`` and ``--experiments``."""
     group = parser.getgroup("hessbench", "hessbench claims (pytest claims)")
-    group.addoption("--device", dest="hessbench_device", choices=("auto", "cpu", "cuda"),
+    group.addoption("--experiments", dest="hessbench_experiments", action="append",
+                    default=[], metavar="MODULE", help=EXPERIMENTS_HELP)
+    group.addoption("--device", dest="hessbench_device", choices=DEVICES,
                     default="auto", help="device for claim experiments; auto = cuda when "
                     "available (default: auto)")
     group.addoption("--profile", dest="hessbench_profile", choices=("smoke", "paper"),
@@ -92,13 +101,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``claim``, ``gpu`` and ``slow`` markers."""
+    """Register the ``claim``, ``gpu`` and ``slow`` markers; import the ``--experiments``
+    modules and check ``--device`` (a bad value is one usage error, not one per file)."""
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     if config.pluginmanager.has_plugin("xdist"):   # -n N: workers run, controller reports
         from hessbench.claims.parallel import XdistMerge
 
         config.pluginmanager.register(XdistMerge(_state), "hessbench-xdist")
+    try:
+        check_device(config.getoption("hessbench_device"))
+        modules = config.getoption("hessbench_experiments")
+        if modules:
+            from hessbench.experiments.external import import_experiments
+
+            import_experiments(modules)
+    except (ValueError, ImportError) as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

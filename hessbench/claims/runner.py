@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -26,10 +26,12 @@ from typing import Any
 
 from hessbench.claims.expectations import Verdict, evaluate
 from hessbench.claims.errors import ClaimSpecError
+from hessbench.claims.latest import mark_latest
 from hessbench.claims.report import environment, loses_items, write_report
 from hessbench.claims.spec import Claim, GridPoint, Setup
 from hessbench.claims.status import Status, count_statuses, summary_line
 from hessbench.experiments.registry import Measurement, get_experiment
+from hessbench.plain import to_native
 
 __all__ = ["SeedRecord", "ItemResult", "ClaimSession", "run_item", "to_native",
            "sigterm_interrupts"]
@@ -95,29 +97,6 @@ class ItemResult:
                              "figure_data": r.figure_data, "reused_from": r.reused_from}
                             for r in self.records],
                 "verdicts": [v.to_dict() for v in self.verdicts]}
-
-
-def to_native(value: Any, where: str) -> Any:
-    """``value`` as plain Python (dict / list / str / int / float / bool / None); numpy and
-    torch scalars and arrays become numbers and lists. ``TypeError`` naming ``where``
-    for anything else."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{where}: keys must be strings, got {k!r}")
-            out[k] = to_native(v, f"{where}.{k}")
-        return out
-    if isinstance(value, (list, tuple)):
-        return [to_native(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if hasattr(value, "detach"):  # torch.Tensor
-        value = value.detach().cpu().numpy()
-    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy scalar or array
-        return to_native(value.tolist(), where)
-    raise TypeError(f"{where}: {type(value).__name__} is not JSON-serialisable; return numbers, "
-                    "bools, strings, lists or dicts")
 
 
 def _check_metric(name: str, value: Any) -> None:
@@ -297,7 +276,8 @@ class ClaimSession:
         """Write figures, report.json and report.md into ``out_dir`` (default
         :meth:`default_out_dir`); returns the directory. A report never replaces one with
         less (:func:`~hessbench.claims.report.loses_items`): then it goes to a new
-        ``<out_dir>-<UTC timestamp>`` beside it."""
+        ``<out_dir>-<UTC timestamp>`` beside it. A run in ``<root>/results/claims`` becomes
+        its ``latest`` (:func:`~hessbench.claims.latest.mark_latest`)."""
         out = Path(out_dir) if out_dir is not None else self.default_out_dir()
         if loses_items(out, [r.item_id for r in self.results]):
             out = _unused(out.with_name(f"{out.name}-{self._stamp}"))
@@ -308,6 +288,7 @@ class ClaimSession:
                "environment": environment(self.device, self.root)}
         write_report(out, run, [c.to_dict(self.profile) for c in self.claims.values()],
                      [r.to_dict() for r in self.results], interrupted=interrupted)
+        mark_latest(self.root / "results" / "claims", out)
         return out
 
     @property

@@ -7,6 +7,7 @@ problem. The format is documented in ``docs/claims-format.md``.
 """
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 import tomllib
@@ -316,6 +317,7 @@ def _check_setup(claim: Claim, setup: Setup, err: Any) -> None:
     """Every placeholder of every expectation is a param or grid key of ``setup`` (a
     control evaluates all of them), and no param a control sets is a key of its grid."""
     _check_known_failure_points(setup, err)
+    _check_params(claim, setup, err)
     known = set(setup.params) | set(setup.grid)
     ctl = setup.control
     where = "" if ctl is None else f"controls[{claim.controls.index(ctl)}]"
@@ -332,6 +334,31 @@ def _check_setup(claim: Claim, setup: Setup, err: Any) -> None:
             raise err(f"{where}.params", f"control {ctl.name!r} sets {both}, which the grid "
                       f"of profile {setup.profile!r} also sets (the grid value would win): "
                       "give the control a grid instead")
+
+
+def _check_params(claim: Claim, setup: Setup, err: Any) -> None:
+    """Every param and grid key of ``setup`` is one of the experiment's declared params
+    (when it declares defaults): a typo fails on load, not as an ERROR item at run time."""
+    from hessbench.experiments.registry import REGISTRY
+
+    defaults = REGISTRY[claim.experiment].defaults
+    unknown = [] if defaults is None else sorted((set(setup.params) | set(setup.grid))
+                                                  - set(defaults))
+    if not unknown:
+        return
+    if setup.control is not None:
+        key = f"controls[{claim.controls.index(setup.control)}]"
+    elif set(unknown) & set(claim.params):
+        key = "params"
+    elif set(unknown) & set(claim.grid):
+        key = "grid"
+    else:
+        key = f"profiles.{setup.profile}"
+    hints = [f"{u!r} -> {close[0]!r}" for u in unknown
+             if (close := difflib.get_close_matches(u, list(defaults), n=1))]
+    raise err(key, f"unknown param(s) {unknown} for experiment {claim.experiment!r} (profile "
+              f"{setup.profile!r}); its params: {sorted(defaults)}"
+              + (f"; did you mean {', '.join(hints)}?" if hints else ""))
 
 
 def load_claims(directory: Path | str) -> list[Claim]:

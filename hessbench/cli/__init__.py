@@ -5,6 +5,9 @@
   item passed, 1 on any failure or error, 2 on a usage or claim validation error.
 * ``hessbench bench compare|gate|table`` -- the benchmark tooling
   (:mod:`hessbench.cli.bench`).
+* ``hessbench experiments list|show NAME`` -- the registered experiments, their params
+  and metrics (:mod:`hessbench.cli.experiments`).
+* ``hessbench --version``.
 
 A subcommand group is a module with ``add_parser(subparsers)``, which calls
 ``subparsers.add_parser(...)`` (or :func:`hessbench.cli.common.command_group`) and
@@ -17,21 +20,33 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hessbench.cli import bench, claims
+from hessbench.cli import bench, claims, experiments
 from hessbench.cli.common import EXIT_USAGE
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [claims.add_parser, bench.add_parser]
+SUBCOMMANDS: list[Callable[[Any], None]] = [claims.add_parser, experiments.add_parser,
+                                            bench.add_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``hessbench`` parser with every group of :data:`SUBCOMMANDS`."""
     parser = argparse.ArgumentParser(prog="hessbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"hessbench {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(subparsers)
     return parser
+
+
+def _version() -> str:
+    """The installed distribution's version (no torch import, unlike ``hessbench``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hessbench")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

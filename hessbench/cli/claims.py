@@ -8,7 +8,13 @@ of ``run``: 0 every item passed (known failures included), 1 any failure or erro
 2 a usage or claim validation error (or ``--out`` in use by another run), 130
 interrupted by Ctrl-C or SIGTERM (the report of the finished items is still written;
 none when no item finished). A report never replaces one that holds items the run
-lacks (it goes beside it instead).
+lacks (it goes beside it instead); a run in ``results/claims`` becomes its ``latest``,
+which ``report`` shows when given no directory.
+
+``list`` shows every claim that loads and prints the error of each that does not (exit 2
+then); ``run ID...`` runs valid claims beside an invalid file (with a warning), a misspelt
+id gets a "did you mean". ``--experiments MODULE`` imports experiments from outside
+hessbench first (:mod:`hessbench.experiments.external`).
 """
 from __future__ import annotations
 
@@ -16,31 +22,40 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from hessbench.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, command_group, make_console
+from hessbench.claims.options import DEVICES
+from hessbench.cli.common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, add_experiments_option,
+                                  command_group, did_you_mean, import_experiment_modules,
+                                  make_console)
 
 __all__ = ["add_parser"]
 
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C
 
 
-def _load_all(claims_dir: Path, console: Any) -> list[Any] | None:
-    """Every claim in ``claims_dir``; None (after printing every problem) if any is invalid."""
+def _load_all(args: argparse.Namespace, console: Any) -> tuple[list[Any], list[str]] | None:
+    """The valid claims of ``args.claims_dir`` and the ids (file stems) of the invalid ones,
+    after importing the ``--experiments`` modules and printing every invalid file's error;
+    None when the folder is missing or a module does not import."""
+    from rich.markup import escape
+
     from hessbench.claims.discovery import claim_files
     from hessbench.claims.errors import ClaimSpecError
     from hessbench.claims.spec import load_claim
 
-    if not claims_dir.is_dir():
-        console.print(f"[red]error:[/] claims directory {claims_dir} does not exist "
+    if not import_experiment_modules(args, console):
+        return None
+    if not args.claims_dir.is_dir():
+        console.print(f"[red]error:[/] claims directory {args.claims_dir} does not exist "
                       "(use --claims-dir)")
         return None
-    claims, ok = [], True
-    for path in claim_files(claims_dir):
+    claims, invalid = [], []
+    for path in claim_files(args.claims_dir):
         try:
             claims.append(load_claim(path))
         except ClaimSpecError as exc:
-            console.print(f"[red]invalid claim:[/] {exc}", soft_wrap=True)
-            ok = False
-    return claims if ok else None
+            console.print(f"[red]invalid claim:[/] {escape(str(exc))}", soft_wrap=True)
+            invalid.append(path.stem)
+    return claims, invalid
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -49,9 +64,10 @@ def _list(args: argparse.Namespace) -> int:
     from hessbench.claims.spec import PROFILES
 
     console = make_console()
-    claims = _load_all(args.claims_dir, console)
-    if claims is None:
+    loaded = _load_all(args, console)
+    if loaded is None:
         return EXIT_USAGE
+    claims, invalid = loaded
     table = Table(title=f"claims in {args.claims_dir}", title_justify="left")
     for col in ("id", "title", "source", "profiles", "controls"):
         table.add_column(col, overflow="fold")
@@ -65,6 +81,10 @@ def _list(args: argparse.Namespace) -> int:
                     if c.controls else f"0 (no_control: {c.no_control})")
         table.add_row(c.id, c.title, str(c.source), "\n".join(profiles), controls)
     console.print(table)
+    if invalid:
+        console.print(f"[red]{len(invalid)} claim file(s) could not be loaded[/] (above): "
+                      f"{', '.join(invalid)}", soft_wrap=True)
+        return EXIT_USAGE
     return EXIT_OK
 
 
@@ -73,15 +93,31 @@ def _run(args: argparse.Namespace) -> int:
     from hessbench.claims.lock import DirectoryInUse, RunLock
     from hessbench.claims.runner import ClaimSession
 
+    from hessbench.claims.options import check_device
+
     console = make_console()
-    claims = _load_all(args.claims_dir, console)
-    if claims is None:
+    try:
+        check_device(args.device)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE
-    unknown = sorted(set(args.ids) - {c.id for c in claims})
+    loaded = _load_all(args, console)
+    if loaded is None:
+        return EXIT_USAGE
+    claims, invalid = loaded
+    known = sorted([c.id for c in claims] + invalid)
+    unknown = sorted(set(args.ids) - set(known))
     if unknown:
         console.print(f"[red]error:[/] unknown claim id(s) {', '.join(unknown)}; known: "
-                      f"{', '.join(c.id for c in claims) or '(none)'}")
+                      f"{', '.join(known) or '(none)'}{did_you_mean(unknown, known)}")
         return EXIT_USAGE
+    blocking = sorted(set(args.ids or invalid) & set(invalid))
+    if blocking:
+        console.print(f"[red]error:[/] cannot run invalid claim(s) {', '.join(blocking)} "
+                      "(errors above)")
+        return EXIT_USAGE
+    if invalid:
+        console.print(f"[yellow]warning:[/] not selected, invalid: {', '.join(invalid)}")
     selected = [c for c in claims if not args.ids or c.id in args.ids]
     if not selected:
         console.print(f"no claim files in {args.claims_dir}; nothing to verify")
@@ -157,12 +193,16 @@ def _run_locked(args: argparse.Namespace, session: Any, selected: list[Any],
 
 
 def _report(args: argparse.Namespace) -> int:
+    from hessbench.claims.latest import find_latest
     from hessbench.claims.report import (atomic_write_text, load_report, render_markdown,
                                          seeds_override_note)
     from hessbench.claims.table import summary_table
 
     console = make_console()
     try:
+        if args.dir is None:
+            args.dir = find_latest(args.results_dir)
+            console.print(f"latest run: {args.dir}")
         report = load_report(args.dir)
     except (OSError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
@@ -184,14 +224,14 @@ def add_parser(subparsers: Any) -> None:
     def with_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--claims-dir", type=Path, default=Path("claims"), metavar="DIR",
                        help="folder of claim files (default: ./claims)")
-        return p
+        return add_experiments_option(p)
 
     with_dir(sub.add_parser("list", help="id, title, source, profiles and controls of every "
                             "claim")
              ).set_defaults(handler=_list)
     run = with_dir(sub.add_parser("run", help="run claims (all, or the given ids)"))
     run.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    run.add_argument("--device", choices=DEVICES, default="auto")
     run.add_argument("--profile", choices=("smoke", "paper"), default="smoke")
     run.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
                      help="run these seeds instead of the declared ones, for every item "
@@ -201,5 +241,9 @@ def add_parser(subparsers: Any) -> None:
                      "the claims folder)")
     run.set_defaults(handler=_run)
     report = sub.add_parser("report", help="re-render report.md and print the table of a run")
-    report.add_argument("dir", type=Path, metavar="DIR", help="a run's directory (report.json)")
+    report.add_argument("dir", type=Path, metavar="DIR", nargs="?", default=None,
+                        help="a run's directory (report.json); default: the latest run in "
+                        "--results-dir")
+    report.add_argument("--results-dir", type=Path, default=Path("results/claims"),
+                        metavar="DIR", help="folder of runs (default: ./results/claims)")
     report.set_defaults(handler=_report)

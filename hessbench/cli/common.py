@@ -11,7 +11,8 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "make_console", "command_group"]
+__all__ = ["EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "make_console", "command_group",
+           "add_experiments_option", "import_experiment_modules", "did_you_mean"]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -36,3 +37,37 @@ def command_group(subparsers: Any, name: str, help: str, commands: str) -> Any:
 
     group.set_defaults(handler=group_help)
     return group.add_subparsers(dest=f"{name}_command", metavar=commands)
+
+
+def add_experiments_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``--experiments MODULE`` (repeatable) to ``parser``; returns it."""
+    from hessbench.claims.options import EXPERIMENTS_HELP
+
+    parser.add_argument("--experiments", action="append", default=[], metavar="MODULE",
+                        help=EXPERIMENTS_HELP)
+    return parser
+
+
+def import_experiment_modules(args: argparse.Namespace, console: Any) -> bool:
+    """Import the ``--experiments`` modules of ``args``; False after printing the error."""
+    if not args.experiments:
+        return True
+    from rich.markup import escape
+
+    from hessbench.experiments.external import ExperimentImportError, import_experiments
+
+    try:
+        import_experiments(args.experiments)
+    except ExperimentImportError as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        return False
+    return True
+
+
+def did_you_mean(names: list[str], known: list[str]) -> str:
+    """``"; did you mean 'demo'?"`` for the close matches (difflib) of ``names`` among
+    ``known``; empty when there are none."""
+    import difflib
+
+    close = [m for n in names for m in difflib.get_close_matches(n, known, n=1)]
+    return f"; did you mean {', '.join(close)}?" if close else ""

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Measurement", "Experiment", "experiment", "get_experiment", "with_defaults",
-           "REGISTRY"]
+__all__ = ["Measurement", "Experiment", "experiment", "get_experiment", "all_experiments",
+           "with_defaults", "REGISTRY"]
 
 
 @dataclass(frozen=True)
@@ -104,15 +104,28 @@ def _where(func: Callable[..., Any]) -> str:
     return f"{func.__module__}.{func.__qualname__}"
 
 
-def get_experiment(name: str) -> Experiment:
-    """The experiment registered as ``name``; ``KeyError`` naming the known ones otherwise."""
+def all_experiments() -> dict[str, Experiment]:
+    """Every registered experiment by name, sorted: the package's, then those of the
+    ``hessbench.experiments`` entry points (:mod:`hessbench.experiments.external`) and of
+    any module imported before."""
     import hessbench.experiments  # noqa: F401  (importing the package fills REGISTRY)
+    from hessbench.experiments.external import load_entry_points
 
+    load_entry_points()
+    return dict(sorted(REGISTRY.items()))
+
+
+def get_experiment(name: str) -> Experiment:
+    """The experiment registered as ``name`` (see :func:`all_experiments`); ``KeyError``
+    naming the known ones otherwise."""
+    all_experiments()
     try:
         return REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(REGISTRY)) or "(none)"
-        raise KeyError(f"unknown experiment {name!r}; registered experiments: {known}") from None
+        raise KeyError(f"unknown experiment {name!r}; registered experiments: {known} (an "
+                       "experiment outside hessbench: pass --experiments MODULE or install it "
+                       "under the entry point group hessbench.experiments)") from None
 
 
 def with_defaults(name: str, defaults: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:

@@ -45,8 +45,10 @@ def test_run_default_out_dir_next_to_claims(claims_dir: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     write_claim(claims_dir, "good")
     code, _ = cli(capsys, "claims", "run", "--claims-dir", str(claims_dir), "--device", "cpu")
-    [run_dir] = (claims_dir.parent / "results" / "claims").iterdir()
+    results = claims_dir.parent / "results" / "claims"
+    [run_dir] = [p for p in results.iterdir() if p.name != "latest"]
     assert code == 0 and (run_dir / "report.md").exists()
+    assert (results / "latest").resolve() == run_dir.resolve()
 
 
 def test_usage_and_validation_errors_exit_2(claims_dir: Path, tmp_path: Path,
@@ -60,8 +62,9 @@ def test_usage_and_validation_errors_exit_2(claims_dir: Path, tmp_path: Path,
     assert cli(capsys)[0] == 2
     assert cli(capsys, "claims", "list", "--claims-dir", str(tmp_path / "missing"))[0] == 2
     write_claim(claims_dir, "broken", sections="[grid]\nslope = []\n")
-    code, out = cli(capsys, "claims", "run", "good", "--claims-dir", str(claims_dir))
+    code, out = cli(capsys, "claims", "run", "--claims-dir", str(claims_dir))
     assert code == 2 and "broken.toml: grid.slope: bad grid" in out
+    assert "cannot run invalid claim(s) broken" in out
 
 
 def test_empty_claims_dir_runs_nothing(claims_dir: Path,

@@ -75,8 +75,10 @@ def test_passing_run_prints_table_and_writes_report(pytester: pytest.Pytester, c
 def test_default_report_dir_is_under_rootdir(pytester: pytest.Pytester, claims) -> None:
     write_claim(claims, "demo")
     run(pytester, "claims", "--device", "cpu").assert_outcomes(passed=2)
-    [run_dir] = (pytester.path / "results" / "claims").iterdir()
+    results = pytester.path / "results" / "claims"
+    [run_dir] = [p for p in results.iterdir() if p.name != "latest"]
     assert (run_dir / "report.json").exists()
+    assert (results / "latest").resolve() == run_dir.resolve()
 
 
 def test_failure_shows_claim_table_not_traceback(pytester: pytest.Pytester, claims) -> None:
