@@ -46,6 +46,8 @@ __all__ = ["CurvatureOperator", "OuterProductOperator", "hessian", "ggn", "fishe
 
 # mat(V) -> A @ V for V of shape (n, m); the operator handles counting and chunking.
 MatFn = Callable[[torch.Tensor], torch.Tensor]
+# layout(v) -> parameter name -> tensor (Problem.unflatten)
+Layout = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 
 
 def dense_memory_bytes(n: int, dtype: torch.dtype = torch.float64, copies: int = 3) -> int:
@@ -85,8 +87,12 @@ class CurvatureOperator:
     """
 
     def __init__(self, mat: MatFn, num_params: int, dtype: torch.dtype, device: torch.device,
-                 *, name: str = "operator", chunk_size: int | None = 32) -> None:
+                 *, name: str = "operator", chunk_size: int | None = 32,
+                 layout: Layout | None = None) -> None:
+        """``layout`` splits a flat vector into parameter-shaped tensors (what
+        :meth:`unflatten` does); None for an operator given as a matrix."""
         self._mat = mat
+        self._layout = layout
         self.num_params = int(num_params)
         self.dtype = dtype
         self.device = torch.device(device)
@@ -133,6 +139,21 @@ class CurvatureOperator:
 
     def __matmul__(self, x: torch.Tensor) -> torch.Tensor:
         return self.matvec(x) if x.ndim == 1 else self.matmat(x)
+
+    def unflatten(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Parameter name -> tensor shaped like the parameter, for a flat (n,) vector, or
+        (m, *shape) per parameter for an (n, m) block such as ``EigResult.vectors``
+        (column j is ``[j]``). Views of ``v``: same dtype and device."""
+        if self._layout is None:
+            raise ValueError(f"{self.name}: an operator built from a matrix has no parameter "
+                             "layout; unflatten needs one from hessian, ggn, fisher or "
+                             "gradient_covariance")
+        if (not isinstance(v, torch.Tensor) or v.ndim not in (1, 2)
+                or v.shape[0] != self.num_params):
+            shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+            raise ValueError(f"{self.name}: unflatten expects a tensor of shape (n,) or (n, m) "
+                             f"with n={self.num_params}, got {shape}")
+        return self._layout(v)
 
     def dense(self, *, chunk_size: int | None = None,
               max_memory_bytes: int | None = None) -> torch.Tensor:
@@ -274,7 +295,7 @@ def hessian(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | Non
             return prob.dataset_average(lambda x, y: forward_block(V, x, y))
 
     return CurvatureOperator(product, prob.num_params, prob.dtype, prob.device,
-                             name="hessian", chunk_size=chunk_size)
+                             name="hessian", chunk_size=chunk_size, layout=prob.unflatten)
 
 
 def ggn(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None = None,
@@ -299,7 +320,7 @@ def ggn(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None = 
         return prob.dataset_average(block)
 
     return CurvatureOperator(per_batch, prob.num_params, prob.dtype, prob.device,
-                             name="ggn", chunk_size=chunk_size)
+                             name="ggn", chunk_size=chunk_size, layout=prob.unflatten)
 
 
 def dataset_mean_gradient(prob: Problem) -> torch.Tensor:
@@ -341,7 +362,7 @@ class OuterProductOperator(CurvatureOperator):
             return scale * second
 
         super().__init__(product, prob.num_params, prob.dtype, prob.device, name=name,
-                         chunk_size=chunk_size)
+                         chunk_size=chunk_size, layout=prob.unflatten)
         self.mean_gradient = mean_grad
 
 
