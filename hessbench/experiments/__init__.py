@@ -14,6 +14,7 @@ from hessbench.experiments import example_line  # noqa: F401
 from hessbench.experiments import sagun_gauss_newton  # noqa: F401
 from hessbench.experiments import sagun_logistic_bulk  # noqa: F401
 from hessbench.experiments import sagun_outliers  # noqa: F401
+from hessbench.experiments import wei_schwab_loss_excess  # noqa: F401
 from hessbench.experiments import wei_schwab_negative  # noqa: F401
 from hessbench.experiments import wei_schwab_trace_network  # noqa: F401
 from hessbench.experiments import wei_schwab_trace_noise_structure  # noqa: F401
