@@ -107,8 +107,9 @@ def hutchpp_rmse(ref: Reference, m: int, seeds: range | list[int]) -> float:
 
 
 def trace_grid(limit: int) -> list[int]:
-    """Budgets 3 * round(2^(j/4)), j = 0, 1, ..., without repeats, up to ``limit``."""
-    grid, j = [], 0
+    """Budgets 3 * round(2^(j/4)), j = 4, 5, ..., without repeats, up to ``limit``: from 6,
+    since Hutch++ needs at least 4 matvecs (a third each for sketch, range and test)."""
+    grid, j = [], 4
     while True:
         m = 3 * round(2 ** (j / 4))
         if m > limit:
