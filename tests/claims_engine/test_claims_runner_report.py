@@ -210,6 +210,20 @@ def test_known_failure_can_cover_some_grid_points_only(claims_dir: Path) -> None
         "known_failure_points"] == ["slope=-1.0"]
 
 
+def test_figure_panel_of_a_claim_that_does_not_replicate_is_stamped(claims_dir: Path) -> None:
+    """The claim's panel says KNOWN FAILURE when one of its items is a known failure; a
+    passing control keeps its plain title."""
+    sections = ('[params]\nnoise = 0.01\n\n[grid]\nslope = [1.0, -1.0]\n\n[profiles.smoke]\n'
+                'known_failure = { note = "falls at -1, for the test", points = ["slope=-1.0"] }\n')
+    session = run_all(write_claim(claims_dir, body=SLOPE_POSITIVE, sections=sections,
+                                  no_control=None, controls=CONTROL_FALLING))
+    items = [r.to_dict() for r in session.results]
+    claim = session.results[0].claim.to_dict("smoke")
+    titles = [t for t, _ in report_mod._panels(claim, items)]
+    assert titles[0].startswith("claim: KNOWN FAILURE")
+    assert titles[1] == "control falling: expectations failed as predicted"
+
+
 @pytest.mark.parametrize("value, match", [
     ('{ note = "x", points = ["slope=9.0"] }', r"unknown grid point\(s\) \['slope=9.0'\]"),
     ('{ note = "x" }', "exactly the keys 'note' and 'points'"),
