@@ -75,6 +75,17 @@ def _noise_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
+def indicator_along(kind: str, objective: FiniteSum, data: torch.Tensor, path: torch.Tensor, *,
+                    trace: float, k: int) -> list[float]:
+    """Tr(H Sigma) of dynamic ``kind`` at each point of one chain's recorded ``path``
+    (shape ``(T, 2)``) on that chain's ``data`` (``(N, 2)``): Zhu et al. Fig. 2, third panel."""
+    xs = data.expand(path.shape[0], *data.shape)
+    hess = objective.hessian(path, xs)
+    cov = table1_covariance(kind, trace=trace, sgd_cov=sgd_covariance(
+        objective.per_sample_grads(path, xs)), hessian=hess, k=k)
+    return escape_indicator(hess, cov).cpu().tolist()
+
+
 def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (95% for the default z)."""
     if trials <= 0:
@@ -92,8 +103,8 @@ def plot_escape(records: list[dict[str, Any]]) -> Any:
     intervals pooled over seeds (right)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 4.5), layout="tight")
-    ax_c, ax_b = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    fig = Figure(figsize=(16, 4.5), layout="tight")
+    ax_c, ax_b, ax_i = (fig.add_subplot(1, 3, j) for j in (1, 2, 3))
     first = records[0]["figure_data"]
     xs = torch.tensor(first["data"], dtype=torch.float64)
     grid = torch.linspace(-1.4, 1.6, 121, dtype=torch.float64)
@@ -127,6 +138,18 @@ def plot_escape(records: list[dict[str, Any]]) -> Any:
     ax_b.set_xticks(pos, [LABELS[k] for k in KINDS], rotation=30, ha="right", fontsize=8)
     ax_b.set_ylabel("success rate (ends in the flat basin)")
     ax_b.set_title(f"escape success, {trials} runs per dynamic, 95% Wilson CI")
+    every = first.get("record_every", 1)
+    for kind in KINDS:
+        values = first.get("indicators", {}).get(kind)
+        if values:
+            ax_i.plot([every * t for t in range(len(values))], values, label=LABELS[kind])
+    ax_i.set_xlabel("iteration")
+    ax_i.set_ylabel(r"Tr$(H \Sigma)$ along the run shown")
+    ax_i.set_yscale("symlog", linthresh=1e-3)
+    ax_i.set_title("Zhu et al. Fig. 2 (third panel): the escape indicator")
+    ax_i.legend(fontsize=7)
+    fig.suptitle("Zhu et al. (ICML 2019) Fig. 2: escaping the sharp minimum of the 2-D toy",
+                 fontsize=10)
     return fig
 
 
@@ -149,6 +172,7 @@ def zhu_anisotropic_escape(p: dict[str, Any], seed: int, device: torch.device) -
 
     metrics: dict[str, Any] = {"trials": chains}
     paths: dict[str, list] = {}
+    indicators: dict[str, list[float]] = {}
     show = int(p["show_chains"])
     for index, kind in enumerate(KINDS):
         drawn = kind if p["noise_structure"] == "table1" or kind == "gd" else "gld_const"
@@ -162,6 +186,9 @@ def zhu_anisotropic_escape(p: dict[str, Any], seed: int, device: torch.device) -
         metrics[f"successes_{kind}"] = int(success.sum().item())
         metrics[f"rate_{kind}"] = metrics[f"successes_{kind}"] / chains
         paths[kind] = run.path[:, :show].cpu().tolist()
-    figure_data = {"paths": paths, "data": data[0].cpu().tolist(),
+        indicators[kind] = indicator_along(drawn, objective, data[0], run.path[:, 0],
+                                           trace=float(p["noise_trace"]), k=int(p["k"]))
+    figure_data = {"paths": paths, "indicators": indicators,
+                   "record_every": int(p["record_every"]), "data": data[0].cpu().tolist(),
                    "flat_centre": list(ZHU_FLAT_CENTRE)}
     return Measurement(metrics=metrics, figure_data=figure_data)

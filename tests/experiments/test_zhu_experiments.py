@@ -37,8 +37,13 @@ def test_escape_experiment_small():
     assert a.metrics["indicator_gld_1st_eigvec"] == pytest.approx(2.0, rel=0.01)
     assert a.metrics["indicator_gld_const"] == pytest.approx(1.1, rel=0.01)
     assert len(a.figure_data["paths"]["gld_const"]) == 4   # steps 0, 10, 20, 30
+    # Fig. 2's third panel: Tr(H Sigma) at every recorded point of the run shown; at the
+    # start it is the start-point indicator of chain 0 (the metric averages all chains)
+    ind = a.figure_data["indicators"]
+    assert len(ind["gld_const"]) == 4 and ind["gd"] == [0.0] * 4
+    assert ind["gld_1st_eigvec"][0] == pytest.approx(2.0, rel=0.01)
     fig = zhu_anisotropic_escape.plot_escape([record(a, params)])
-    assert len(fig.axes) == 2
+    assert len(fig.axes) == 3
     with pytest.raises(ValueError, match="unknown params"):
         zhu_anisotropic_escape.zhu_anisotropic_escape({"chain": 5}, 0, CPU)
 
