@@ -141,13 +141,15 @@ def anti_aligned(h: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 
 def plot_indicator(records: list[dict[str, Any]]) -> Any:
     """Fig. 4: Tr(H Sigma) and Tr(H Sigma_iso) over training, one panel per width (first seed
-    solid, other seeds faint)."""
+    solid, other seeds faint), and a last panel with what the claim asserts: the final
+    ratio Tr(H Sigma) / Tr(H Sigma_iso) against width, per seed, on log-log axes (ratio 1
+    dotted)."""
     from matplotlib.figure import Figure
 
     widths = records[0]["figure_data"]["widths"]
-    fig = Figure(figsize=(4 * len(widths), 3.6), layout="tight")
+    fig = Figure(figsize=(4 * (len(widths) + 1), 3.6), layout="tight")
     for col, w in enumerate(widths):
-        ax = fig.add_subplot(1, len(widths), col + 1)
+        ax = fig.add_subplot(1, len(widths) + 1, col + 1)
         for i, rec in enumerate(records):
             ep = rec["figure_data"]["eval_epochs"]
             m = rec["metrics"]
@@ -158,9 +160,21 @@ def plot_indicator(records: list[dict[str, Any]]) -> Any:
                     label=r"Tr($H\bar\Sigma$), isotropic" if i == 0 else None)
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
-        ax.set_title(f"{w} hidden units")
+        ax.set_ylabel("escape indicator")
+        ax.set_title(f"Zhu et al. Fig. 4: {w} hidden units")
         if col == 0:
             ax.legend(fontsize=8)
+    ax = fig.add_subplot(1, len(widths) + 1, len(widths) + 1)
+    for rec in records:
+        ax.plot(widths, [rec["metrics"][f"ratio_w{w}"] for w in widths], "o-",
+                label=f"seed {rec['seed']}")
+    ax.axhline(1.0, color="k", ls=":", lw=0.8, label="ratio 1 (no advantage)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("hidden units")
+    ax.set_ylabel(r"Tr($H\Sigma$) / Tr($H\bar\Sigma$) at the end")
+    ax.set_title("asserted: ratio > 1, growing with width")
+    ax.legend(fontsize=7)
     return fig
 
 

@@ -95,7 +95,9 @@ def test_indicator_experiment_small():
         assert len(m.metrics[f"ratio_curve_w{w}"]) == 2
         assert 0.0 <= m.metrics[f"alignment_w{w}"] <= 1.0 + 1e-12
     fig = zhu_indicator_width.plot_indicator([record(m, params)])
-    assert len(fig.axes) == 2
+    assert len(fig.axes) == 3   # one panel per width, and the asserted ratio against width
+    ratio_line = fig.axes[-1].lines[0]
+    assert list(ratio_line.get_ydata()) == [m.metrics["ratio_w4"], m.metrics["ratio_w8"]]
     with pytest.raises(ValueError, match="eval_epochs"):
         zhu_indicator_width.zhu_indicator_width({**params, "eval_epochs": [0, 1]}, 0, CPU)
     with pytest.raises(ValueError, match="hessian_check_max_width"):
