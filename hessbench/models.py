@@ -8,7 +8,7 @@ from torch import nn
 
 from hessbench.utils import seeded_generator
 
-__all__ = ["mlp", "small_cnn", "resnet18", "reinitialize"]
+__all__ = ["mlp", "small_cnn", "resnet18", "reinitialize", "WeightNormLinear", "weight_normalise"]
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
                 "linear": nn.Identity}
@@ -47,6 +47,39 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, activation: str = "
             layers.append(_ACTIVATIONS[activation]())
     model = nn.Sequential(*layers)
     return reinitialize(model, seed).to(dtype=dtype, device=device)
+
+
+class WeightNormLinear(nn.Module):
+    """Weight-normalised Linear layer, w_i = g_i v_i / ||v_i||_2 per output unit i
+    (Salimans & Kingma 2016): parameters ``v`` (out x in), ``g`` (out), ``bias`` (out).
+    w is invariant to v -> alpha v for any alpha != 0 (Dinh et al. 2017, §5)."""
+
+    def __init__(self, v: torch.Tensor, g: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        if v.ndim != 2 or g.shape != (v.shape[0],):
+            raise ValueError(f"need v (out, in) and g (out,), got {tuple(v.shape)}, {tuple(g.shape)}")
+        self.v = nn.Parameter(v.detach().clone())
+        self.g = nn.Parameter(g.detach().clone())
+        self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.g[:, None] * self.v / torch.linalg.vector_norm(self.v, dim=1, keepdim=True)
+        return nn.functional.linear(x, w, self.bias)
+
+
+def weight_normalise(model: nn.Sequential) -> nn.Sequential:
+    """A copy of ``model`` with every nn.Linear replaced by the same function as a
+    :class:`WeightNormLinear` (v = W, g = row norms of W, same bias)."""
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"weight_normalise needs an nn.Sequential, got {type(model).__name__}")
+    out = []
+    for m in model:
+        if isinstance(m, nn.Linear):
+            out.append(WeightNormLinear(m.weight, torch.linalg.vector_norm(m.weight, dim=1),
+                                        m.bias))
+        else:
+            out.append(m)
+    return nn.Sequential(*out)
 
 
 def small_cnn(in_channels: int = 1, num_classes: int = 10, image_size: int = 8, *,

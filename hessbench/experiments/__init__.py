@@ -10,6 +10,7 @@ Add one line per experiment module (keep the list sorted):
 ``from hessbench.experiments import <module>  # noqa: F401``
 """
 from hessbench.experiments import dinh_rescaling  # noqa: F401
+from hessbench.experiments import dinh_weight_norm  # noqa: F401
 from hessbench.experiments import example_line  # noqa: F401
 from hessbench.experiments import sagun_gauss_newton  # noqa: F401
 from hessbench.experiments import sagun_logistic_bulk  # noqa: F401
