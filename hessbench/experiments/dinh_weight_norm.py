@@ -125,7 +125,7 @@ def plot_weight_norm(records: list[dict[str, Any]]) -> Any:
         ax2.semilogx(a, [max(v, 1e-18) for v in m["rel_output_diff"]], "o-",
                      label=f"seed {rec['seed']}")
     m = records[0]["metrics"]
-    param = records[0]["params"]["parameterisation"]
+    param = records[0]["params"].get("parameterisation", DEFAULTS["parameterisation"])
     ax.set_title(f"{param}: slopes v-block {m['slope_v_sharp']:.3f} (alpha<=1), "
                  f"{m['slope_v_flat']:.3f} (alpha>=1); H {m['lambda_max_slope']:.3f}", fontsize=8)
     ax.set_xlabel(r"$\alpha$  ($T_\alpha: v \mapsto \alpha v$)")
