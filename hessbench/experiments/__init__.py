@@ -9,6 +9,7 @@ dynamics the two ``wei_schwab_trace_*`` toy experiments share), which register n
 Add one line per experiment module (keep the list sorted):
 ``from hessbench.experiments import <module>  # noqa: F401``
 """
+from hessbench.experiments import dinh_epsilon_sharpness  # noqa: F401
 from hessbench.experiments import dinh_rescaling  # noqa: F401
 from hessbench.experiments import dinh_weight_norm  # noqa: F401
 from hessbench.experiments import example_line  # noqa: F401

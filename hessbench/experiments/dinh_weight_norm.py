@@ -93,17 +93,28 @@ def scale_directions(model: nn.Module, alpha: float) -> nn.Module:
     return out
 
 
-def _train(p: dict[str, Any], seed: int, device: torch.device) -> tuple[nn.Module, dict]:
+def digits_split(p: dict[str, Any], seed: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """float64 digits, standardised on the first ``n_train``: x/y_train, x/y_test."""
     x, y = digits(p["n_train"] + p["n_test"], seed=seed, fit_on=p["n_train"],
                   dtype=torch.float64, device=device)
-    data = {"x_train": x[:p["n_train"]], "y_train": y[:p["n_train"]],
+    return {"x_train": x[:p["n_train"]], "y_train": y[:p["n_train"]],
             "x_test": x[p["n_train"]:], "y_test": y[p["n_train"]:]}
-    model: nn.Module = mlp(x.shape[1], [int(p["width"])] * int(p["depth"]), 10, seed=seed,
-                           activation=p["activation"], dtype=torch.float64, device=device)
-    if p["parameterisation"] == "weight_norm":
-        model = weight_normalise(model)
+
+
+def fit(model: nn.Module, data: dict[str, torch.Tensor], p: dict[str, Any], seed: int) -> None:
+    """Full-batch GD on the cross-entropy, in place (``lr``, ``steps``)."""
     train(model, _LOSS, data["x_train"], data["y_train"], lr=p["lr"], steps=p["steps"],
           seed=seed, eval_every=max(p["steps"] // 10, 1))
+
+
+def _train(p: dict[str, Any], seed: int, device: torch.device) -> tuple[nn.Module, dict]:
+    data = digits_split(p, seed, device)
+    model: nn.Module = mlp(data["x_train"].shape[1], [int(p["width"])] * int(p["depth"]), 10,
+                           seed=seed, activation=p["activation"], dtype=torch.float64,
+                           device=device)
+    if p["parameterisation"] == "weight_norm":
+        model = weight_normalise(model)
+    fit(model, data, p, seed)
     return model, data
 
 
