@@ -249,9 +249,12 @@ def failure_text(result: ItemResult, width: int) -> str:
 
 
 def _table_width(config: pytest.Config) -> int:
-    """The terminal's width; 160 columns when writing to a file or CI log (no wrapping)."""
+    """The terminal's width; when writing to a file or CI log, ``COLUMNS`` if set, else
+    160 columns (no wrapping)."""
+    import shutil
+
     writer = config.get_terminal_writer()
-    return writer.fullwidth if writer.hasmarkup else 160
+    return writer.fullwidth if writer.hasmarkup else shutil.get_terminal_size((160, 24)).columns
 
 
 def _only_claims_dirs(config: pytest.Config) -> bool:
@@ -285,13 +288,19 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
         return
     if state.session is None or not state.session.results:
         return
-    from hessbench.claims.table import summary_table, to_text
+    from hessbench.claims.table import compact_table, needs_detail, summary_table, to_text
 
     ses = state.session
     terminalreporter.write_sep("=", f"hessbench claims (profile {ses.profile}, "
                                     f"device {ses.device})")
     items = [r.to_dict() for r in ses.results]
-    terminalreporter.write_line(to_text(summary_table(items), _table_width(config)))
+    width = _table_width(config)
+    terminalreporter.write_line(to_text(compact_table(items), width))
+    detail = items if config.option.verbose > 0 else [it for it in items if needs_detail(it)]
+    if detail:
+        terminalreporter.write_line(to_text(summary_table(
+            detail, title="measured against expected" + ("" if detail is items else
+                                                         " (items that failed)")), width))
     terminalreporter.write_line(ses.summary_line())
     out = config.getoption("hessbench_claims_out")
     if out and state.out_dir is not None and state.out_dir != Path(out).resolve():

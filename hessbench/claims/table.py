@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from hessbench.claims.status import Status
 
-__all__ = ["summary_table", "expectation_table", "to_text"]
+__all__ = ["compact_table", "summary_table", "expectation_table", "to_text", "needs_detail"]
 
 
 def _last_line(text: str | None) -> str:
@@ -31,6 +32,42 @@ def _mark(item: dict[str, Any], verdict: dict[str, Any]) -> str:
     if verdict["name"] in item["expect_fail"]:
         return "[FAIL, predicted] " if failed else "[HELD, predicted fail] "
     return "[FAIL] " if failed else ""
+
+
+def needs_detail(item: dict[str, Any]) -> bool:
+    """Items whose full table a compact summary adds: failures, errors, unexpected passes."""
+    return Status(item["status"]) in (Status.FAIL, Status.ERROR, Status.XPASS)
+
+
+def _tightest(item: dict[str, Any]) -> str:
+    """The one line a compact row shows: the error, the first expectation that decided
+    a failure, what a control showed, or that every expectation holds."""
+    status, verdicts = Status(item["status"]), item["verdicts"]
+    if status == Status.ERROR:
+        return f"error: {_last_line(item.get('error'))}"
+    if item["kind"] == "control":
+        if item["held"]:
+            return f"HELD (predicted to fail): {', '.join(item['held'])}"
+        return f"{len(item['expect_fail'])} listed expectation(s) failed, as predicted"
+    failing = [v for v in verdicts if v["verdict"] != Status.PASS]
+    if not failing:
+        return f"all {len(verdicts)} expectation(s) hold"
+    first = failing[0]
+    more = f" (+{len(failing) - 1} more)" if len(failing) > 1 else ""
+    return f"{first['name']}: {first['measured']}{more}"
+
+
+def compact_table(items: Sequence[dict[str, Any]]) -> Group:
+    """Two short lines per item, readable at 80 columns: the verdict and the item's id
+    (never broken), then, indented, the seconds and the deciding expectation
+    (:func:`_tightest`), which wraps to the width."""
+    lines: list[RenderableType] = []
+    for it in items:
+        status = Status(it["status"])
+        head = Text.assemble((f"{status.label:<13}", status.style), it["item"])
+        head.no_wrap = True
+        lines += [head, Padding(Text(f"{it['seconds']:.1f} s · {_tightest(it)}"), (0, 0, 0, 13), expand=False)]
+    return Group(*lines)
 
 
 def summary_table(items: Sequence[dict[str, Any]], title: str | None = None) -> Table:
@@ -76,8 +113,9 @@ def expectation_table(item: dict[str, Any]) -> Table:
     return table
 
 
-def to_text(table: Table, width: int = 120) -> str:
-    """Render ``table`` as plain text (no colour codes) ``width`` columns wide."""
+def to_text(table: RenderableType, width: int = 120) -> str:
+    """Render ``table`` (a table or :func:`compact_table`) as plain text (no colour codes)
+    ``width`` columns wide."""
     buf = io.StringIO()
     Console(file=buf, width=max(width, 60), color_system=None, force_terminal=False,
             highlight=False, emoji=False).print(table)

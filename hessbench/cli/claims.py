@@ -88,6 +88,19 @@ def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def print_tables(console: Any, items: list[dict[str, Any]], title: str, verbose: bool) -> None:
+    """One line per item, then the full table of every item (``verbose``) or of those
+    that failed, errored or passed against a known-failure note."""
+    from hessbench.claims.table import compact_table, needs_detail, summary_table
+
+    console.print(title, soft_wrap=True, style="bold")
+    console.print(compact_table(items))
+    detail = items if verbose else [it for it in items if needs_detail(it)]
+    if detail:
+        console.print(summary_table(detail, title="measured against expected"
+                                    + ("" if verbose else " (items that failed)")))
+
+
 def _run(args: argparse.Namespace) -> int:
     """Validate the claims and the options, lock ``--out``, then :func:`_run_locked`."""
     from hessbench.claims.lock import DirectoryInUse, RunLock
@@ -152,8 +165,6 @@ def _run_locked(args: argparse.Namespace, session: Any, selected: list[Any],
     from hessbench.claims.report import seeds_override_note
     from hessbench.claims.runner import sigterm_interrupts
     from hessbench.claims.status import Status
-    from hessbench.claims.table import summary_table
-
     note = seeds_override_note(args.seeds)
     if note:
         console.print(note, style="bold yellow")
@@ -181,9 +192,8 @@ def _run_locked(args: argparse.Namespace, session: Any, selected: list[Any],
     if args.out is not None and out != args.out:
         console.print(f"[yellow]note:[/] kept the report in {args.out}, which holds items "
                       f"this run lacks; this run's report is in {out}", soft_wrap=True)
-    console.print(summary_table([r.to_dict() for r in session.results],
-                                title=f"profile {args.profile}, device {session.device}"
-                                + override))
+    print_tables(console, [r.to_dict() for r in session.results],
+                 f"profile {args.profile}, device {session.device}{override}", args.verbose)
     counts = session.summary
     console.print(f"{session.summary_line()}{override}; report: {out / 'report.md'}")
     if interrupted:
@@ -196,8 +206,6 @@ def _report(args: argparse.Namespace) -> int:
     from hessbench.claims.latest import find_latest
     from hessbench.claims.report import (atomic_write_text, load_report, render_markdown,
                                          seeds_override_note)
-    from hessbench.claims.table import summary_table
-
     console = make_console()
     try:
         if args.dir is None:
@@ -209,9 +217,8 @@ def _report(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     atomic_write_text(args.dir / "report.md", render_markdown(report))
     note = seeds_override_note(report["seeds_override"])
-    console.print(summary_table(report["items"], title=f"{args.dir} (profile "
-                                f"{report['profile']}, device {report['device']})"
-                                + (f"; {note}" if note else "")))
+    print_tables(console, report["items"], f"{args.dir} (profile {report['profile']}, "
+                 f"device {report['device']})" + (f"; {note}" if note else ""), args.verbose)
     console.print(f"re-rendered {args.dir / 'report.md'}")
     return EXIT_OK
 
@@ -239,6 +246,9 @@ def add_parser(subparsers: Any) -> None:
     run.add_argument("--out", type=Path, default=None, metavar="DIR",
                      help="report directory (default: results/claims/<timestamp> next to "
                      "the claims folder)")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="the full measured-vs-expected table of every item (default: one "
+                     "line per item, full tables for the items that failed)")
     run.set_defaults(handler=_run)
     report = sub.add_parser("report", help="re-render report.md and print the table of a run")
     report.add_argument("dir", type=Path, metavar="DIR", nargs="?", default=None,
@@ -246,4 +256,6 @@ def add_parser(subparsers: Any) -> None:
                         "--results-dir")
     report.add_argument("--results-dir", type=Path, default=Path("results/claims"),
                         metavar="DIR", help="folder of runs (default: ./results/claims)")
+    report.add_argument("-v", "--verbose", action="store_true",
+                        help="the full measured-vs-expected table of every item")
     report.set_defaults(handler=_report)

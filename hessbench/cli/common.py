@@ -18,11 +18,15 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 def make_console() -> Any:
-    """A rich console, 160 columns wide when piped (a folded 80-column table in a CI log
-    is unreadable)."""
+    """A rich console: the terminal's width, ``COLUMNS`` when set, else 160 columns when
+    piped (a folded 80-column table in a CI log is unreadable)."""
+    import os
+
     from rich.console import Console
 
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() else None if sys.stdout.isatty() else 160
+    return Console(highlight=False, width=width)
 
 
 def command_group(subparsers: Any, name: str, help: str, commands: str) -> Any:

@@ -350,3 +350,19 @@ def test_seeds_override_is_recorded(claims_dir: Path) -> None:
     assert plain["seeds_override"] is None and plain["items"][0]["seeds_override"] is None
     with pytest.raises(ValueError, match="distinct non-negative"):
         ClaimSession("smoke", "cpu", seeds=[1, 1])
+
+
+def test_compact_summary_fits_80_columns_and_never_breaks_an_id(claims_dir: Path) -> None:
+    """Two lines per item: verdict and id (whole), then seconds and the deciding
+    expectation, wrapped inside 80 columns."""
+    from hessbench.claims.table import compact_table, to_text
+
+    session = run_all(write_controlled(claims_dir, "a-rather-long-claim-id-for-the-width-test",
+                                       controls=CONTROL_FALLING + CONTROL_STEEPER))
+    items = [r.to_dict() for r in session.results]
+    text = to_text(compact_table(items), 80)
+    lines = text.splitlines()
+    assert all(len(line.rstrip()) <= 80 for line in lines)
+    for it in items:
+        assert any(line.endswith(it["item"]) for line in lines), it["item"]
+    assert "HELD (predicted to fail): slope positive" in text
