@@ -58,15 +58,16 @@ def _tightest(item: dict[str, Any]) -> str:
 
 
 def compact_table(items: Sequence[dict[str, Any]]) -> Group:
-    """Two short lines per item, readable at 80 columns: the verdict and the item's id
-    (never broken), then, indented, the seconds and the deciding expectation
-    (:func:`_tightest`), which wraps to the width."""
+    """Two short lines per item, readable at 80 columns: the item's id (never broken or
+    cropped; print with ``crop=False``), then, indented, the verdict, the seconds and the
+    deciding expectation (:func:`_tightest`), which wraps to the width."""
     lines: list[RenderableType] = []
     for it in items:
         status = Status(it["status"])
-        head = Text.assemble((f"{status.label:<13}", status.style), it["item"])
-        head.no_wrap = True
-        lines += [head, Padding(Text(f"{it['seconds']:.1f} s · {_tightest(it)}"), (0, 0, 0, 13), expand=False)]
+        head = Text(it["item"], no_wrap=True, overflow="ignore")
+        detail = Text.assemble((status.label, status.style),
+                               f" · {it['seconds']:.1f} s · {_tightest(it)}")
+        lines += [head, Padding(detail, (0, 0, 0, 2), expand=False)]
     return Group(*lines)
 
 
@@ -118,5 +119,5 @@ def to_text(table: RenderableType, width: int = 120) -> str:
     ``width`` columns wide."""
     buf = io.StringIO()
     Console(file=buf, width=max(width, 60), color_system=None, force_terminal=False,
-            highlight=False, emoji=False).print(table)
+            highlight=False, emoji=False).print(table, crop=False)
     return buf.getvalue().rstrip("\n")

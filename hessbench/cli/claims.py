@@ -94,7 +94,7 @@ def print_tables(console: Any, items: list[dict[str, Any]], title: str, verbose:
     from hessbench.claims.table import compact_table, needs_detail, summary_table
 
     console.print(title, soft_wrap=True, style="bold")
-    console.print(compact_table(items))
+    console.print(compact_table(items), crop=False)
     detail = items if verbose else [it for it in items if needs_detail(it)]
     if detail:
         console.print(summary_table(detail, title="measured against expected"

@@ -65,8 +65,8 @@ def test_passing_run_prints_table_and_writes_report(pytester: pytest.Pytester, c
     # compact by default: one line per item, no full table when everything passed
     res.stdout.fnmatch_lines([
         "*= hessbench claims (profile smoke, device cpu) =*",
-        "PASS         demo[[]slope=1.0[]]",
-        "* s · all 1 expectation(s) hold",
+        "demo[[]slope=1.0[]]",
+        "  PASS · * s · all 1 expectation(s) hold",
         "2 claim items (0 controls): 2 pass, 0 fail, 0 error, 0 known failure",
     ])
     assert "grid point" not in res.stdout.str()
@@ -253,10 +253,10 @@ def test_control_that_holds_fails_with_the_measured_values(pytester: pytest.Pyte
         "- slope positive: measured 2.996, 2.986; expected > 0 (all 2 seeds) -> pass",
     ])
     res.stdout.fnmatch_lines([
-        "PASS         demo[[]control-falling-slope=-1.0[]]",
-        "* s · 1 listed expectation(s) failed, as predicted",
-        "FAIL         demo[[]control-steeper-slope=3.0[]]",
-        "* s · HELD (predicted to fail): slope positive",
+        "demo[[]control-falling-slope=-1.0[]]",
+        "  PASS · * s · 1 listed expectation(s) failed, as predicted",
+        "demo[[]control-steeper-slope=3.0[]]",
+        "  FAIL · * s · HELD (predicted to fail): slope positive",
         "*measured against expected (items that failed)*",
         "*demo*control-steeper-slope=3.0*[[]HELD, predicted fail[]] slope positive: 2.996*FAIL*",
         "5 claim items (3 controls): 4 pass, 1 fail, 0 error, 0 known failure",

@@ -353,16 +353,19 @@ def test_seeds_override_is_recorded(claims_dir: Path) -> None:
 
 
 def test_compact_summary_fits_80_columns_and_never_breaks_an_id(claims_dir: Path) -> None:
-    """Two lines per item: verdict and id (whole), then seconds and the deciding
+    """Two lines per item: the id (whole), then verdict, seconds and the deciding
     expectation, wrapped inside 80 columns."""
     from hessbench.claims.table import compact_table, to_text
 
-    session = run_all(write_controlled(claims_dir, "a-rather-long-claim-id-for-the-width-test",
+    session = run_all(write_controlled(claims_dir, "a-long-claim-id-for-the-width",
                                        controls=CONTROL_FALLING + CONTROL_STEEPER))
     items = [r.to_dict() for r in session.results]
     text = to_text(compact_table(items), 80)
-    lines = text.splitlines()
-    assert all(len(line.rstrip()) <= 80 for line in lines)
+    lines = [line.rstrip() for line in text.splitlines()]
+    assert all(len(line) <= 80 for line in lines)
     for it in items:
-        assert any(line.endswith(it["item"]) for line in lines), it["item"]
+        assert it["item"] in lines, it["item"]
+    # an id longer than the width is printed whole, not cropped
+    long = {**items[0], "item": "x" * 90}
+    assert "x" * 90 in to_text(compact_table([long]), 80)
     assert "HELD (predicted to fail): slope positive" in text
