@@ -411,7 +411,7 @@ def _md_head(report: Mapping[str, Any]) -> list[str]:
     if report["seeds_override"] is not None:
         lines.append(f"- **{SEEDS_OVERRIDDEN}**: every item ran seeds "
                      f"{report['seeds_override']} instead of its declared seeds")
-    lines += [f"- **{summary_line(s, s['items'], s['controls'], noun='items')}** "
+    lines += [f"- **{summary_line(s, s['items'], s['controls'], noun='item')}** "
               f"in {s['seconds']:.1f} s", "",
               "| claim | grid point | verdict | seconds | device |",
               "| --- | --- | --- | ---: | --- |"]

@@ -66,10 +66,11 @@ def count_statuses(statuses: Iterable[str]) -> dict[str, int]:
 
 
 def summary_line(counts: Mapping[str, int], items: int, controls: int,
-                 noun: str = "claim items") -> str:
-    """``"<items> <noun> (<controls> controls): a pass, b fail, c error, d known failure"``
-    from the counts of :func:`count_statuses` (or ``report.json``'s ``summary``); the
-    counts are of all items, controls among them."""
-    return (f"{items} {noun} ({controls} control{'' if controls == 1 else 's'}): "
+                 noun: str = "claim item") -> str:
+    """``"<items> <noun>s (<controls> controls): a pass, b fail, c error, d known failure"``
+    (singular for one) from the counts of :func:`count_statuses` (or ``report.json``'s
+    ``summary``); the counts are of all items, controls among them."""
+    return (f"{items} {noun}{'' if items == 1 else 's'} "
+            f"({controls} control{'' if controls == 1 else 's'}): "
             f"{counts['pass']} pass, {counts['fail']} fail, "
             f"{counts['error']} error, {counts.get('xfail', 0)} known failure")

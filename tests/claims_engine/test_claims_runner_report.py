@@ -369,3 +369,11 @@ def test_compact_summary_fits_80_columns_and_never_breaks_an_id(claims_dir: Path
     long = {**items[0], "item": "x" * 90}
     assert "x" * 90 in to_text(compact_table([long]), 80)
     assert "HELD (predicted to fail): slope positive" in text
+
+
+def test_summary_line_grammar() -> None:
+    from hessbench.claims.status import summary_line
+
+    counts = {"pass": 1, "fail": 0, "error": 0, "xfail": 0}
+    assert summary_line(counts, 1, 0).startswith("1 claim item (0 controls): 1 pass")
+    assert summary_line(counts, 2, 1).startswith("2 claim items (1 control): ")
