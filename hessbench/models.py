@@ -57,7 +57,8 @@ class WeightNormLinear(nn.Module):
     def __init__(self, v: torch.Tensor, g: torch.Tensor, bias: torch.Tensor | None) -> None:
         super().__init__()
         if v.ndim != 2 or g.shape != (v.shape[0],):
-            raise ValueError(f"need v (out, in) and g (out,), got {tuple(v.shape)}, {tuple(g.shape)}")
+            raise ValueError(f"need v (out, in) and g (out,), got {tuple(v.shape)}, "
+                             f"{tuple(g.shape)}")
         self.v = nn.Parameter(v.detach().clone())
         self.g = nn.Parameter(g.detach().clone())
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone())

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from hessbench.experiments.dinh_rescaling import HOMOGENEOUS_ACTIVATIONS, _evaluate
-from hessbench.experiments.dinh_weight_norm import digits_split, fit
+from hessbench.experiments.dinh_weight_norm import changes, digits_split, fit
 from hessbench.experiments.registry import Measurement, experiment
 from hessbench.models import mlp
 from hessbench.symmetries import linear_layers, rescale
@@ -69,12 +69,13 @@ def probe(model: nn.Module, epsilon: float) -> tuple[nn.Module, float]:
     """The point theta1 -> theta1 (1 - epsilon / ||theta1||_2) (first Linear layer) and its
     Euclidean distance to ``model``'s parameters."""
     first = linear_layers(model, homogeneous=False)[0]
-    norm = float(torch.linalg.vector_norm(first.weight))
+    norm = float(torch.linalg.vector_norm(first.weight.detach()))
     shifted = copy.deepcopy(model)
     with torch.no_grad():
         linear_layers(shifted, homogeneous=False)[0].weight.mul_(1.0 - epsilon / norm)
-    dist = float(torch.linalg.vector_norm(
-        torch.cat([(a - b).reshape(-1) for a, b in zip(shifted.parameters(), model.parameters())])))
+    with torch.no_grad():
+        dist = float(torch.linalg.vector_norm(torch.cat(
+            [(a - b).reshape(-1) for a, b in zip(shifted.parameters(), model.parameters())])))
     return shifted, dist
 
 
@@ -115,16 +116,16 @@ def dinh_epsilon_sharpness(params: dict[str, Any], seed: int,
     homogeneous = p["activation"] in HOMOGENEOUS_ACTIVATIONS
     base = _evaluate(model, data)
     eps = float(p["epsilon"])
-    norm1 = float(torch.linalg.vector_norm(model[0].weight))
+    norm1 = float(torch.linalg.vector_norm(model[0].weight.detach()))
     alpha_star = eps / norm1
     alphas = [alpha_star * r for r in p["alpha_factors"]]
     out_diff, loss_diff, ratios, probe_loss, lb = [], [], [], [], []
     for alpha in alphas:
         scaled = rescale(model, [alpha, 1.0 / alpha], homogeneous=homogeneous)
         ev = _evaluate(scaled, data)
-        out_diff.append(float((ev["outputs"] - base["outputs"]).abs().max()
-                              / base["outputs"].abs().max()))
-        loss_diff.append(abs(ev["loss"] - base["loss"]) / base["loss"])
+        out, loss, _ = changes(ev, base)
+        out_diff.append(out)
+        loss_diff.append(loss)
         point, dist = probe(scaled, eps)
         ratios.append(dist / eps)
         probe_loss.append(_evaluate(point, data)["loss"])

@@ -59,7 +59,8 @@ _PARAMETERISATIONS = ("weight_norm", "plain")
 def _check(p: dict[str, Any]) -> dict[str, Any]:
     alphas = [float(a) for a in p["alphas"]]
     if any(not (math.isfinite(a) and a > 0) for a in alphas) or sorted(set(alphas)) != alphas:
-        raise ValueError(f"dinh_weight_norm: alphas must be positive, finite, increasing, got {alphas}")
+        raise ValueError(f"dinh_weight_norm: alphas must be positive, finite, increasing, "
+                         f"got {alphas}")
     if 1.0 not in alphas or alphas[0] >= 0.1 or alphas[-1] <= 10.0:
         raise ValueError("dinh_weight_norm: alphas must contain 1 and reach below 0.1 and above 10")
     if sum(a <= p["fit_alpha_max"] for a in alphas) < 2:
@@ -105,6 +106,14 @@ def fit(model: nn.Module, data: dict[str, torch.Tensor], p: dict[str, Any], seed
     """Full-batch GD on the cross-entropy, in place (``lr``, ``steps``)."""
     train(model, _LOSS, data["x_train"], data["y_train"], lr=p["lr"], steps=p["steps"],
           seed=seed, eval_every=max(p["steps"] // 10, 1))
+
+
+def changes(ev: dict[str, Any], base: dict[str, Any]) -> tuple[float, float, float]:
+    """Relative output change max|f' - f| / max|f|, relative loss change and test-accuracy
+    change between two :func:`~hessbench.experiments.dinh_rescaling._evaluate` results."""
+    out = (ev["outputs"] - base["outputs"]).abs().max() / base["outputs"].abs().max()
+    return (float(out), abs(ev["loss"] - base["loss"]) / base["loss"],
+            abs(ev["accuracy"] - base["accuracy"]))
 
 
 def _train(p: dict[str, Any], seed: int, device: torch.device) -> tuple[nn.Module, dict]:
@@ -168,10 +177,8 @@ def dinh_weight_norm(params: dict[str, Any], seed: int, device: torch.device) ->
         h = _dense_hessian(scaled, data)
         d = torch.where(mask, torch.tensor(alpha, dtype=torch.float64), torch.tensor(1.0,
                         dtype=torch.float64)).to(h0)
-        out_diff = (ev["outputs"] - base["outputs"]).abs().max() / base["outputs"].abs().max()
-        sweep["rel_output_diff"].append(float(out_diff))
-        sweep["rel_loss_diff"].append(abs(ev["loss"] - base["loss"]) / base["loss"])
-        sweep["acc_diff"].append(abs(ev["accuracy"] - base["accuracy"]))
+        for key, value in zip(["rel_output_diff", "rel_loss_diff", "acc_diff"], changes(ev, base)):
+            sweep[key].append(value)
         sweep["law_rel_fro"].append(_rel_fro(h, rescaled_hessian(h0, d)))
         sweep["lambda_max_v"].append(float(symmetric_eigvalsh(h[mask][:, mask])[-1]))
         sweep["lambda_max"].append(float(symmetric_eigvalsh(h)[-1]))
