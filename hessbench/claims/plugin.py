@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from hessbench.claims.discovery import is_claim_file
-from hessbench.claims.options import DEVICES, EXPERIMENTS_HELP, check_device
+from hessbench.claims.options import DEVICES, EXPERIMENTS_HELP, check_device, paper_on_cpu_warning
 from hessbench.claims.status import Status
 
 if TYPE_CHECKING:
@@ -133,6 +133,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         if lock.note:
             session.config.get_terminal_writer().line(f"hessbench: warning: {lock.note}",
                                                       yellow=True)
+    _warn_paper_on_cpu(session.config)
+
+
+def _warn_paper_on_cpu(config: pytest.Config) -> None:
+    """Say so when the paper profile is about to run on a CPU."""
+    from hessbench.utils import resolve_device
+
+    if not _only_claims_dirs(config):
+        return
+    note = paper_on_cpu_warning(config.getoption("hessbench_profile"),
+                                str(resolve_device(config.getoption("hessbench_device"))))
+    if note:
+        config.get_terminal_writer().line(f"hessbench: warning: {note}", yellow=True)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

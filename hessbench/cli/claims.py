@@ -22,7 +22,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from hessbench.claims.options import DEVICES
+from hessbench.claims.options import DEVICES, paper_on_cpu_warning
 from hessbench.cli.common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, add_experiments_option,
                                   command_group, did_you_mean, import_experiment_modules,
                                   make_console)
@@ -141,6 +141,9 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE
+    note = paper_on_cpu_warning(args.profile, str(session.device))
+    if note:
+        console.print(f"[yellow]warning:[/] {note}", soft_wrap=True)
 
     try:
         lock = None if args.out is None else RunLock(args.out).acquire()
