@@ -29,4 +29,6 @@ def reference_hessian(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tenso
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    """||a - b|| / ||b|| (Frobenius), as a float (inputs detached)."""
+    a, b = a.detach(), b.detach()
     return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
