@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from hessbench.experiments.dinh_rescaling import HOMOGENEOUS_ACTIVATIONS, _evaluate
-from hessbench.experiments.dinh_weight_norm import changes, digits_split, fit
+from hessbench.experiments.dinh_rescaling import (HOMOGENEOUS_ACTIVATIONS, _evaluate, changes,
+                                                  digits_split, fit)
 from hessbench.experiments.registry import Measurement, experiment
 from hessbench.models import mlp
 from hessbench.symmetries import linear_layers, rescale

@@ -100,6 +100,28 @@ def _evaluate(model: nn.Module, data: dict[str, torch.Tensor]) -> dict[str, Any]
             "accuracy": float((out_test.argmax(1) == data["y_test"]).double().mean())}
 
 
+def digits_split(p: dict[str, Any], seed: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """float64 digits, standardised on the first ``n_train``: x/y_train, x/y_test."""
+    x, y = digits(p["n_train"] + p["n_test"], seed=seed, fit_on=p["n_train"],
+                  dtype=torch.float64, device=device)
+    return {"x_train": x[:p["n_train"]], "y_train": y[:p["n_train"]],
+            "x_test": x[p["n_train"]:], "y_test": y[p["n_train"]:]}
+
+
+def fit(model: nn.Module, data: dict[str, torch.Tensor], p: dict[str, Any], seed: int) -> None:
+    """Full-batch GD on the cross-entropy, in place (``lr``, ``steps``)."""
+    train(model, _LOSS, data["x_train"], data["y_train"], lr=p["lr"], steps=p["steps"],
+          seed=seed, eval_every=max(p["steps"] // 10, 1))
+
+
+def changes(ev: dict[str, Any], base: dict[str, Any]) -> tuple[float, float, float]:
+    """Relative output change max|f' - f| / max|f|, relative loss change and test-accuracy
+    change between two :func:`_evaluate` results."""
+    out = (ev["outputs"] - base["outputs"]).abs().max() / base["outputs"].abs().max()
+    return (float(out), abs(ev["loss"] - base["loss"]) / base["loss"],
+            abs(ev["accuracy"] - base["accuracy"]))
+
+
 def _dense_hessian(model: nn.Module, data: dict[str, torch.Tensor]) -> torch.Tensor:
     """The dense float64 training-loss Hessian, symmetrised: the transform law, the trace
     and the inertia count use the symmetric matrix itself, not only its eigenvalues."""
@@ -126,23 +148,17 @@ def _compare(model: nn.Module, alphas: list[float], base: dict[str, Any], h0: to
     ev = _evaluate(scaled, data)
     h = _dense_hessian(scaled, data)
     d = parameter_scales(model, alphas, homogeneous=homogeneous)
-    diff = (ev["outputs"] - base["outputs"]).abs().max() / base["outputs"].abs().max()
-    return ({"rel_output_diff": float(diff),
-             "rel_loss_diff": abs(ev["loss"] - base["loss"]) / base["loss"],
-             "test_accuracy_diff": abs(ev["accuracy"] - base["accuracy"]),
+    out, loss, accuracy = changes(ev, base)
+    return ({"rel_output_diff": out, "rel_loss_diff": loss, "test_accuracy_diff": accuracy,
              "law_rel_fro": _rel_fro(h, rescaled_hessian(h0, d)),
              "loss": ev["loss"], "accuracy": ev["accuracy"]}, h, d, scaled)
 
 
 def _train(p: dict[str, Any], seed: int, device: torch.device) -> tuple[nn.Module, dict]:
-    x, y = digits(p["n_train"] + p["n_test"], seed=seed, fit_on=p["n_train"],
-                  dtype=torch.float64, device=device)
-    data = {"x_train": x[:p["n_train"]], "y_train": y[:p["n_train"]],
-            "x_test": x[p["n_train"]:], "y_test": y[p["n_train"]:]}
-    model = mlp(x.shape[1], [int(p["width"])] * int(p["depth"]), 10, seed=seed,
+    data = digits_split(p, seed, device)
+    model = mlp(data["x_train"].shape[1], [int(p["width"])] * int(p["depth"]), 10, seed=seed,
                 activation=p["activation"], dtype=torch.float64, device=device)
-    train(model, _LOSS, data["x_train"], data["y_train"], lr=p["lr"], steps=p["steps"],
-          seed=seed, eval_every=max(p["steps"] // 10, 1))
+    fit(model, data, p, seed)
     return model, data
 
 

@@ -30,13 +30,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from hessbench.data import digits
-from hessbench.experiments.dinh_rescaling import _dense_hessian, _evaluate, _loglog_slope, _rel_fro
+from hessbench.experiments.dinh_rescaling import (_dense_hessian, _evaluate, _loglog_slope,
+                                                  _rel_fro, changes, digits_split, fit)
 from hessbench.experiments.registry import Measurement, experiment
 from hessbench.linalg import symmetric_eigvalsh
 from hessbench.models import WeightNormLinear, mlp, weight_normalise
 from hessbench.symmetries import rescaled_hessian
-from hessbench.training import train
 
 DEFAULTS: dict[str, Any] = {
     "n_train": 256, "n_test": 512, "depth": 1, "width": 12, "activation": "relu",
@@ -92,28 +91,6 @@ def scale_directions(model: nn.Module, alpha: float) -> nn.Module:
             elif isinstance(m, nn.Linear):
                 m.weight.mul_(alpha)
     return out
-
-
-def digits_split(p: dict[str, Any], seed: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """float64 digits, standardised on the first ``n_train``: x/y_train, x/y_test."""
-    x, y = digits(p["n_train"] + p["n_test"], seed=seed, fit_on=p["n_train"],
-                  dtype=torch.float64, device=device)
-    return {"x_train": x[:p["n_train"]], "y_train": y[:p["n_train"]],
-            "x_test": x[p["n_train"]:], "y_test": y[p["n_train"]:]}
-
-
-def fit(model: nn.Module, data: dict[str, torch.Tensor], p: dict[str, Any], seed: int) -> None:
-    """Full-batch GD on the cross-entropy, in place (``lr``, ``steps``)."""
-    train(model, _LOSS, data["x_train"], data["y_train"], lr=p["lr"], steps=p["steps"],
-          seed=seed, eval_every=max(p["steps"] // 10, 1))
-
-
-def changes(ev: dict[str, Any], base: dict[str, Any]) -> tuple[float, float, float]:
-    """Relative output change max|f' - f| / max|f|, relative loss change and test-accuracy
-    change between two :func:`~hessbench.experiments.dinh_rescaling._evaluate` results."""
-    out = (ev["outputs"] - base["outputs"]).abs().max() / base["outputs"].abs().max()
-    return (float(out), abs(ev["loss"] - base["loss"]) / base["loss"],
-            abs(ev["accuracy"] - base["accuracy"]))
 
 
 def _train(p: dict[str, Any], seed: int, device: torch.device) -> tuple[nn.Module, dict]:

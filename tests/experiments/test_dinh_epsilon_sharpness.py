@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from hessbench.experiments import dinh_epsilon_sharpness as es
-from hessbench.experiments.dinh_weight_norm import digits_split, fit
+from hessbench.experiments.dinh_rescaling import digits_split, fit
 from hessbench.models import mlp
 from hessbench.symmetries import rescale
 from tests.experiment_helpers import assert_rejects, record, registered
