@@ -17,7 +17,8 @@ from rich.text import Text
 
 from hessbench.claims.status import Status
 
-__all__ = ["compact_table", "summary_table", "expectation_table", "to_text", "needs_detail"]
+__all__ = ["compact_table", "detail_table", "summary_table", "expectation_table", "to_text",
+           "needs_detail"]
 
 
 def _last_line(text: str | None) -> str:
@@ -37,6 +38,16 @@ def _mark(item: dict[str, Any], verdict: dict[str, Any]) -> str:
 def needs_detail(item: dict[str, Any]) -> bool:
     """Items whose full table a compact summary adds: failures, errors, unexpected passes."""
     return Status(item["status"]) in (Status.FAIL, Status.ERROR, Status.XPASS)
+
+
+def detail_table(items: Sequence[dict[str, Any]], verbose: bool) -> Table | None:
+    """The full :func:`summary_table` that follows a compact summary: of every item
+    (``verbose``), else of those that :func:`needs_detail`; ``None`` when there are none."""
+    detail = list(items) if verbose else [it for it in items if needs_detail(it)]
+    if not detail:
+        return None
+    return summary_table(detail, title="measured against expected"
+                         + ("" if verbose else " (items that failed)"))
 
 
 def _tightest(item: dict[str, Any]) -> str:

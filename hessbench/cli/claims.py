@@ -91,14 +91,13 @@ def _list(args: argparse.Namespace) -> int:
 def print_tables(console: Any, items: list[dict[str, Any]], title: str, verbose: bool) -> None:
     """One line per item, then the full table of every item (``verbose``) or of those
     that failed, errored or passed against a known-failure note."""
-    from hessbench.claims.table import compact_table, needs_detail, summary_table
+    from hessbench.claims.table import compact_table, detail_table
 
     console.print(title, soft_wrap=True, style="bold")
     console.print(compact_table(items), crop=False)
-    detail = items if verbose else [it for it in items if needs_detail(it)]
-    if detail:
-        console.print(summary_table(detail, title="measured against expected"
-                                    + ("" if verbose else " (items that failed)")))
+    detail = detail_table(items, verbose)
+    if detail is not None:
+        console.print(detail)
 
 
 def _run(args: argparse.Namespace) -> int:
