@@ -8,7 +8,6 @@ parser (:mod:`hessbench.cli`) that imports them.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 __all__ = ["EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "make_console", "command_group",
@@ -20,13 +19,11 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 def make_console() -> Any:
     """A rich console: the terminal's width, ``COLUMNS`` when set, else 160 columns when
     piped (a folded 80-column table in a CI log is unreadable)."""
-    import os
+    import shutil
 
     from rich.console import Console
 
-    columns = os.environ.get("COLUMNS", "")
-    width = int(columns) if columns.isdigit() else None if sys.stdout.isatty() else 160
-    return Console(highlight=False, width=width)
+    return Console(highlight=False, width=shutil.get_terminal_size((160, 24)).columns)
 
 
 def command_group(subparsers: Any, name: str, help: str, commands: str) -> Any:
