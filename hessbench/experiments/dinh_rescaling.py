@@ -139,19 +139,29 @@ def _loglog_slope(x: list[float], y: list[float]) -> float:
     return stats.linear_fit(np.log10(x), np.log10(y), min_points=2).slope
 
 
-def _compare(model: nn.Module, alphas: list[float], base: dict[str, Any], h0: torch.Tensor,
-             data: dict[str, torch.Tensor], homogeneous: bool
-             ) -> tuple[dict[str, float], torch.Tensor, torch.Tensor, nn.Module]:
-    """Invariance and transform-law numbers for one rescaling, with H(T theta), d and the
-    rescaled net (``homogeneous=False``: T_alpha applied to a non-ReLU net, the control)."""
-    scaled = rescale(model, alphas, homogeneous=homogeneous)
+def compare_transformed(scaled: nn.Module, d: torch.Tensor, base: dict[str, Any],
+                        h0: torch.Tensor, data: dict[str, torch.Tensor]
+                        ) -> tuple[dict[str, float], torch.Tensor]:
+    """Invariance and transform-law numbers of the net ``scaled`` = T theta against the
+    original (``base``, ``h0``), for a diagonal T = diag(``d``), and H(T theta): the output,
+    loss and test-accuracy changes (:func:`changes`) and ||H(T theta) - D^-1 H D^-1|| / ||.||."""
     ev = _evaluate(scaled, data)
     h = _dense_hessian(scaled, data)
-    d = parameter_scales(model, alphas, homogeneous=homogeneous)
     out, loss, accuracy = changes(ev, base)
     return ({"rel_output_diff": out, "rel_loss_diff": loss, "test_accuracy_diff": accuracy,
              "law_rel_fro": _rel_fro(h, rescaled_hessian(h0, d)),
-             "loss": ev["loss"], "accuracy": ev["accuracy"]}, h, d, scaled)
+             "loss": ev["loss"], "accuracy": ev["accuracy"]}, h)
+
+
+def _compare(model: nn.Module, alphas: list[float], base: dict[str, Any], h0: torch.Tensor,
+             data: dict[str, torch.Tensor], homogeneous: bool
+             ) -> tuple[dict[str, float], torch.Tensor, torch.Tensor, nn.Module]:
+    """:func:`compare_transformed` for one layer rescaling, with H(T theta), d and the
+    rescaled net (``homogeneous=False``: T_alpha applied to a non-ReLU net, the control)."""
+    scaled = rescale(model, alphas, homogeneous=homogeneous)
+    d = parameter_scales(model, alphas, homogeneous=homogeneous)
+    numbers, h = compare_transformed(scaled, d, base, h0, data)
+    return numbers, h, d, scaled
 
 
 def _train(p: dict[str, Any], seed: int, device: torch.device) -> tuple[nn.Module, dict]:

@@ -31,11 +31,10 @@ import torch
 from torch import nn
 
 from hessbench.experiments.dinh_rescaling import (_dense_hessian, _evaluate, _loglog_slope,
-                                                  _rel_fro, changes, digits_split, fit)
+                                                  compare_transformed, digits_split, fit)
 from hessbench.experiments.registry import Measurement, experiment
 from hessbench.linalg import symmetric_eigvalsh
 from hessbench.models import WeightNormLinear, mlp, weight_normalise
-from hessbench.symmetries import rescaled_hessian
 
 DEFAULTS: dict[str, Any] = {
     "n_train": 256, "n_test": 512, "depth": 1, "width": 12, "activation": "relu",
@@ -145,18 +144,14 @@ def dinh_weight_norm(params: dict[str, Any], seed: int, device: torch.device) ->
     base = _evaluate(model, data)
     h0 = _dense_hessian(model, data)
     mask = scaled_mask(model).to(h0.device)
-    sweep: dict[str, list[float]] = {k: [] for k in ["rel_output_diff", "rel_loss_diff",
-                                                     "acc_diff", "law_rel_fro",
-                                                     "lambda_max_v", "lambda_max"]}
+    compared = ("rel_output_diff", "rel_loss_diff", "test_accuracy_diff", "law_rel_fro")
+    sweep: dict[str, list[float]] = {k: [] for k in (*compared, "lambda_max_v", "lambda_max")}
     for alpha in p["alphas"]:
-        scaled = scale_directions(model, alpha)
-        ev = _evaluate(scaled, data)
-        h = _dense_hessian(scaled, data)
         d = torch.where(mask, torch.tensor(alpha, dtype=torch.float64), torch.tensor(1.0,
                         dtype=torch.float64)).to(h0)
-        for key, value in zip(["rel_output_diff", "rel_loss_diff", "acc_diff"], changes(ev, base)):
-            sweep[key].append(value)
-        sweep["law_rel_fro"].append(_rel_fro(h, rescaled_hessian(h0, d)))
+        numbers, h = compare_transformed(scale_directions(model, alpha), d, base, h0, data)
+        for key in compared:
+            sweep[key].append(numbers[key])
         sweep["lambda_max_v"].append(float(symmetric_eigvalsh(h[mask][:, mask])[-1]))
         sweep["lambda_max"].append(float(symmetric_eigvalsh(h)[-1]))
 
@@ -177,7 +172,7 @@ def dinh_weight_norm(params: dict[str, Any], seed: int, device: torch.device) ->
         "rel_output_diff": sweep["rel_output_diff"],
         "max_rel_output_diff": max(sweep["rel_output_diff"]),
         "max_rel_loss_diff": max(sweep["rel_loss_diff"]),
-        "max_test_accuracy_diff": max(sweep["acc_diff"]),
+        "max_test_accuracy_diff": max(sweep["test_accuracy_diff"]),
         "law_rel_fro": sweep["law_rel_fro"], "max_law_rel_fro": max(sweep["law_rel_fro"]),
         "lambda_max_v": lv, "lambda_max": lm,
         "slope_v_sharp": slope(sharp, lv), "slope_v_flat": slope(flat, lv),
