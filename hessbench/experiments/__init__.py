@@ -13,9 +13,11 @@ from hessbench.experiments import dinh_epsilon_sharpness  # noqa: F401
 from hessbench.experiments import dinh_rescaling  # noqa: F401
 from hessbench.experiments import dinh_weight_norm  # noqa: F401
 from hessbench.experiments import example_line  # noqa: F401
+from hessbench.experiments import sagun_batch_size  # noqa: F401
 from hessbench.experiments import sagun_gauss_newton  # noqa: F401
 from hessbench.experiments import sagun_logistic_bulk  # noqa: F401
 from hessbench.experiments import sagun_outliers  # noqa: F401
+from hessbench.experiments import sagun_width  # noqa: F401
 from hessbench.experiments import wei_schwab_loss_excess  # noqa: F401
 from hessbench.experiments import wei_schwab_negative  # noqa: F401
 from hessbench.experiments import wei_schwab_trace_network  # noqa: F401
