@@ -20,6 +20,7 @@ from hessbench.experiments import sagun_outliers  # noqa: F401
 from hessbench.experiments import sagun_width  # noqa: F401
 from hessbench.experiments import wei_schwab_loss_excess  # noqa: F401
 from hessbench.experiments import wei_schwab_negative  # noqa: F401
+from hessbench.experiments import wei_schwab_noise_covariance  # noqa: F401
 from hessbench.experiments import wei_schwab_trace_network  # noqa: F401
 from hessbench.experiments import wei_schwab_trace_noise_structure  # noqa: F401
 from hessbench.experiments import wei_schwab_trace_rate  # noqa: F401
