@@ -4,8 +4,10 @@
   Ritz residual norm ||A y - theta y||.
 * :func:`power_iteration` -- PyHessian's deflated power iteration, for comparison; it
   stops on the change of the eigenvalue by default.
-* :func:`trace` -- Hutchinson, Hutch++ and exact, each with a standard error.
-* :func:`spectral_density` -- stochastic Lanczos quadrature, probes run as one block.
+* :func:`trace` -- Hutchinson, Hutch++, XTrace and exact, each with a standard error
+  (:mod:`hessbench.trace_estimators`).
+* :func:`spectral_density` -- stochastic Lanczos quadrature, probes run as one block
+  (:mod:`hessbench.slq`).
 * :func:`spectrum` -- all eigenvalues of the dense matrix, guarded by a memory estimate;
   :func:`symmetric_eigvalsh` -- all eigenvalues of (A + A^T) / 2 for a dense A.
 
@@ -29,43 +31,23 @@ import numpy as np
 import torch
 
 from hessbench.convergence import OnUnconverged, check_policy, report_unconverged
+from hessbench.krylov import F64, apply, basis_memory, orthogonalize
 from hessbench.operators import CurvatureOperator, as_operator, dense_memory_bytes, \
     require_memory
-from hessbench.results import DensityResult, EigResult, TraceResult
+from hessbench.progress import Progress, reporter
+from hessbench.results import EigResult
+from hessbench.slq import spectral_density
+from hessbench.trace_estimators import trace
 from hessbench.utils import seeded_generator
 from hessbench.validation import check_float, check_int
 
 __all__ = ["eigsh", "power_iteration", "trace", "spectral_density", "spectrum",
            "symmetric_eigvalsh"]
 
-F64 = torch.float64
 NOISE_SAFETY = 4.0
 """eigsh's noise floor is this many times the rounding noise measured on a random vector:
 on the 4270-parameter trained MLP in float32 (noise 5.3e-6 x |lambda|max) the top-5
 eigenvalues were off by up to 2.9x that noise, the noise on Ritz vectors being larger."""
-
-
-def _apply(op: CurvatureOperator, V: torch.Tensor) -> torch.Tensor:
-    """A V in the operator's dtype, returned in float64; ``ValueError`` on NaN/Inf."""
-    W = op.matmat(V.to(op.dtype)).to(F64)
-    if not bool(torch.isfinite(W).all()):
-        raise ValueError(f"{op.name}: a product A v is NaN/Inf; check the data and the model "
-                         f"(or use dtype=torch.float64 if the loss overflows)")
-    return W
-
-
-def _basis_memory(op: CurvatureOperator, vectors: int, what: str, advice: str) -> None:
-    """Refuse (``MemoryError``) a float64 basis of ``vectors`` columns that does not fit."""
-    require_memory(8 * op.num_params * vectors, op.device, None, what, advice=advice)
-
-
-def _orthogonalize(w: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
-    """Project the columns of ``V`` out of ``w`` (classical Gram-Schmidt, twice)."""
-    if V.shape[1] == 0:
-        return w
-    for _ in range(2):
-        w = w - V @ (V.T @ w)
-    return w
 
 
 def _wanted(theta: np.ndarray, k: int, which: str) -> np.ndarray:
@@ -82,8 +64,8 @@ def _wanted(theta: np.ndarray, k: int, which: str) -> np.ndarray:
 def eigsh(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 6,
           which: Literal["LA", "SA", "BE"] = "LA", *, tol: float = 1e-6,
           max_matvecs: int | None = None, seed: int = 0, basis_size: int | None = None,
-          return_vectors: bool = True,
-          on_unconverged: OnUnconverged = "warn") -> EigResult:
+          return_vectors: bool = True, on_unconverged: OnUnconverged = "warn",
+          progress: Progress = None) -> EigResult:
     """k extreme eigenpairs of a symmetric operator by thick-restart Lanczos.
 
     ``which``: "LA" largest algebraic, "SA" smallest, "BE" both ends (ceil(k/2) largest
@@ -103,7 +85,8 @@ def eigsh(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 6,
     noise, eps(dtype) * |theta|max).
     A tol below the floor stops there with ``converged=False``; ``result.noise_floor``
     holds it. The basis (about 2m + k float64 vectors of length n) is refused with
-    ``MemoryError`` when it does not fit.
+    ``MemoryError`` when it does not fit. ``progress`` (see :mod:`hessbench.progress`)
+    counts products out of ``max_matvecs``, ending at the number used.
     """
     op = as_operator(A)
     n = op.num_params
@@ -111,7 +94,7 @@ def eigsh(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 6,
     k, m, tol = _lanczos_args(n, k, which, tol, basis_size)
     budget = 50 * m if max_matvecs is None else check_int(
         "max_matvecs", max_matvecs, minimum=k, hint=f"Lanczos needs at least k = {k} products")
-    _basis_memory(op, 2 * m + k, f"eigsh: a Lanczos basis of {m} vectors of length n = {n}",
+    basis_memory(op, 2 * m + k, f"eigsh: a Lanczos basis of {m} vectors of length n = {n}",
                   f"lower k (now {k}) or basis_size (now {m}), or use "
                   f"hessbench.spectral_density(op) for the bulk of the spectrum")
     gen = seeded_generator(seed)
@@ -134,52 +117,56 @@ def eigsh(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 6,
     b = np.zeros(0)              # Krylov-Schur relation: A V_j = V_j T_j + r b^T
     r = random_vector()
     j, used, scale = 0, 0, 0.0
-    while True:
-        while j < m and used < budget:
-            beta = float(torch.linalg.vector_norm(r))
-            if beta <= 1e-13 * scale or beta == 0.0:
-                # Exact invariant subspace: go on from a fresh direction, decoupled (b = 0).
-                r = _orthogonalize(random_vector(), V[:, :j])
-                b = np.zeros(j)
+    with reporter(progress, f"eigsh: k = {k} {which}") as report:
+        while True:
+            while j < m and used < budget:
                 beta = float(torch.linalg.vector_norm(r))
-            V[:, j] = r / beta
-            T[:j, j] = T[j, :j] = beta * b
-            w = _apply(op, V[:, j:j + 1])[:, 0]
-            used += 1
-            if probe and len(first) < 2:
-                first.append(w)
-                if len(first) == 2 and used < budget:
-                    u = (V[:, 0] + V[:, 1]) / math.sqrt(2.0)
-                    noise = NOISE_SAFETY * float(torch.linalg.vector_norm(
-                        _apply(op, u[:, None])[:, 0] - (first[0] + first[1]) / math.sqrt(2.0)))
-                    used += 1
-            h = V[:, :j + 1].T @ w
-            T[j, j] = float(h[j])
-            r = _orthogonalize(w, V[:, :j + 1])
-            b = np.zeros(j + 1)
-            b[j] = 1.0
-            j += 1
-            scale = max(scale, abs(T[j - 1, j - 1]), beta)
-            if j >= k and (j == m or j == n or
-                           _ritz_converged(T[:j, :j], b, r, k, which, thresholds)):
+                if beta <= 1e-13 * scale or beta == 0.0:
+                    # Exact invariant subspace: go on from a fresh direction, decoupled (b = 0).
+                    r = orthogonalize(random_vector(), V[:, :j])
+                    b = np.zeros(j)
+                    beta = float(torch.linalg.vector_norm(r))
+                V[:, j] = r / beta
+                T[:j, j] = T[j, :j] = beta * b
+                w = apply(op, V[:, j:j + 1])[:, 0]
+                used += 1
+                report(used, budget)
+                if probe and len(first) < 2:
+                    first.append(w)
+                    if len(first) == 2 and used < budget:
+                        u = (V[:, 0] + V[:, 1]) / math.sqrt(2.0)
+                        noise = NOISE_SAFETY * float(torch.linalg.vector_norm(
+                            apply(op, u[:, None])[:, 0] - (first[0] + first[1]) / math.sqrt(2.0)))
+                        used += 1
+                        report(used, budget)
+                h = V[:, :j + 1].T @ w
+                T[j, j] = float(h[j])
+                r = orthogonalize(w, V[:, :j + 1])
+                b = np.zeros(j + 1)
+                b[j] = 1.0
+                j += 1
+                scale = max(scale, abs(T[j - 1, j - 1]), beta)
+                if j >= k and (j == m or j == n or
+                               _ritz_converged(T[:j, :j], b, r, k, which, thresholds)):
+                    break
+            theta, Y = np.linalg.eigh(T[:j, :j])
+            rnorm = float(torch.linalg.vector_norm(r))
+            residuals = rnorm * np.abs(b @ Y)
+            want = _wanted(theta, k, which)
+            bound, floor = thresholds(theta)
+            attained = bool(np.all(residuals[want] <= max(bound, floor))) or j == n
+            converged = attained and floor <= bound
+            if attained or used >= budget:
+                report(used, used)
                 break
-        theta, Y = np.linalg.eigh(T[:j, :j])
-        rnorm = float(torch.linalg.vector_norm(r))
-        residuals = rnorm * np.abs(b @ Y)
-        want = _wanted(theta, k, which)
-        bound, floor = thresholds(theta)
-        attained = bool(np.all(residuals[want] <= max(bound, floor))) or j == n
-        converged = attained and floor <= bound
-        if attained or used >= budget:
-            break
-        # Thick restart: keep the most wanted Ritz vectors, the residual direction r stays.
-        keep = _wanted(theta, min(j - 1, k + (m - k) // 2), which)
-        Yk = torch.as_tensor(Y[:, keep], dtype=F64, device=dev)
-        V[:, :len(keep)] = V[:, :j] @ Yk
-        T[:] = 0.0
-        T[np.arange(len(keep)), np.arange(len(keep))] = theta[keep]
-        b = b @ Y[:, keep]
-        j = len(keep)
+            # Thick restart: keep the most wanted Ritz vectors, the residual direction r stays.
+            keep = _wanted(theta, min(j - 1, k + (m - k) // 2), which)
+            Yk = torch.as_tensor(Y[:, keep], dtype=F64, device=dev)
+            V[:, :len(keep)] = V[:, :j] @ Yk
+            T[:] = 0.0
+            T[np.arange(len(keep)), np.arange(len(keep))] = theta[keep]
+            b = b @ Y[:, keep]
+            j = len(keep)
     if which != "LA":
         want = np.sort(want)
     if j == n:
@@ -256,9 +243,9 @@ def power_iteration(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 1
         x = torch.randn(n, generator=gen, dtype=F64).to(op.device)
         lam_prev, converged = None, False
         for _ in range(max_iter):
-            v = _orthogonalize(x, found)
+            v = orthogonalize(x, found)
             v = v / torch.linalg.vector_norm(v)
-            Av = _apply(op, v[:, None])[:, 0]
+            Av = apply(op, v[:, None])[:, 0]
             used += 1
             lam = float(v @ Av)
             res = float(torch.linalg.vector_norm(Av - lam * v))
@@ -280,139 +267,8 @@ def power_iteration(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 1
                      matvecs=used, converged=all_converged, which="LM", tol=tol, seed=seed)
 
 
-def _rademacher(n: int, m: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
-    return (torch.randint(0, 2, (n, m), generator=gen, dtype=F64) * 2 - 1).to(device)
-
-
-def _quadratic_forms(op: CurvatureOperator, G: torch.Tensor) -> torch.Tensor:
-    """g_i^T A g_i for the columns of G."""
-    return (G * _apply(op, G)).sum(dim=0)
-
-
-def _exact_trace(op: CurvatureOperator, block: int) -> float:
-    """sum_i e_i^T A e_i, applied to ``block`` basis vectors at a time."""
-    n, total = op.num_params, 0.0
-    for i in range(0, n, block):
-        E = torch.zeros(n, min(block, n - i), dtype=F64, device=op.device)
-        E[torch.arange(i, i + E.shape[1]), torch.arange(E.shape[1])] = 1.0
-        total += float(_quadratic_forms(op, E).sum())
-    return total
-
-
-def trace(A: CurvatureOperator | torch.Tensor | np.ndarray, method: str = "hutch++", *,
-          num_matvecs: int = 100, seed: int = 0, target_rel_error: float | None = None,
-          block_size: int = 16,
-          on_unconverged: OnUnconverged = "warn") -> TraceResult:
-    """Trace of a symmetric operator with a standard error.
-
-    * ``"hutchinson"``: mean of z^T A z over Rademacher probes z; stderr = s / sqrt(m).
-    * ``"hutch++"``: with m = ``num_matvecs``, Q = orth(A S) for m/3 probes S, then
-      tr(A) = tr(Q^T A Q) + Hutchinson on (I - QQ^T) A (I - QQ^T) with the remaining
-      probes (Meyer, Musco, Musco, Woodruff 2021). The stderr is that of the second,
-      random term given Q.
-    * ``"exact"``: sum of A e_i over all n basis vectors (n matvecs), stderr 0.
-
-    With ``target_rel_error`` the Hutchinson probes (of either method) are drawn in
-    blocks of ``block_size`` until stderr <= target * |estimate|, with ``num_matvecs``
-    the budget; ``converged`` says whether the target was met. ``"exact"`` always uses
-    n products (``num_matvecs`` is then only checked, not a budget).
-    """
-    op = as_operator(A)
-    n = op.num_params
-    check_policy(on_unconverged)
-    if method not in ("hutchinson", "hutch++", "exact"):
-        raise ValueError(f"method must be 'hutchinson', 'hutch++' or 'exact', got {method!r}")
-    # hutch++: 2 * (m // 3) products for the sketch, then >= 2 probes for a stderr.
-    min_needed = {"hutch++": 4, "hutchinson": 2, "exact": 1}[method]
-    num_matvecs = check_int("num_matvecs", num_matvecs, minimum=min_needed,
-                            hint=f"{method} needs at least {min_needed}")
-    block_size = check_int("block_size", block_size, minimum=1)
-    if target_rel_error is not None:
-        target_rel_error = check_float("target_rel_error", target_rel_error)
-    if method == "exact":
-        return TraceResult(value=_exact_trace(op, block_size), stderr=0.0, matvecs=n,
-                           method=method, seed=seed)
-    gen = seeded_generator(seed)
-    used, low_rank = 0, 0.0
-    Q = torch.zeros(n, 0, dtype=F64, device=op.device)
-    if method == "hutch++":
-        s = min(num_matvecs // 3, n)
-        Q = torch.linalg.qr(_apply(op, _rademacher(n, s, gen, op.device))).Q
-        low_rank = float(_quadratic_forms(op, Q).sum())
-        used += 2 * s
-    remaining = num_matvecs - used
-    samples = torch.zeros(0, dtype=F64, device=op.device)
-    converged = target_rel_error is None
-    while remaining >= 1:
-        m = remaining if target_rel_error is None else min(block_size, remaining)
-        G = _orthogonalize(_rademacher(n, m, gen, op.device), Q)
-        samples = torch.cat([samples, _quadratic_forms(op, G)])
-        used += m
-        remaining -= m
-        if target_rel_error is not None and len(samples) >= 2:
-            value = low_rank + float(samples.mean())
-            stderr = float(samples.std() / math.sqrt(len(samples)))
-            if stderr <= target_rel_error * abs(value):
-                converged = True
-                break
-    value = low_rank + (float(samples.mean()) if len(samples) else 0.0)
-    stderr = float(samples.std() / math.sqrt(len(samples))) if len(samples) >= 2 else math.inf
-    converged = converged and math.isfinite(stderr)
-    if not converged and target_rel_error is None:
-        report_unconverged(f"trace: no standard error from {len(samples)} probe(s); raise "
-                           f"num_matvecs", on_unconverged)
-    elif not converged:
-        report_unconverged(f"trace: relative stderr {stderr / abs(value):.3e} above target "
-                            f"{target_rel_error:.3e} after {used} matvecs; raise num_matvecs",
-                            on_unconverged)
-    return TraceResult(value=value, stderr=stderr, matvecs=used, method=method, seed=seed,
-                       converged=converged)
-
-
-def spectral_density(A: CurvatureOperator | torch.Tensor | np.ndarray, *, num_probes: int = 8,
-                     lanczos_steps: int = 80, seed: int = 0) -> DensityResult:
-    """Stochastic Lanczos quadrature with Rademacher probes, all probes in one block.
-
-    For each probe v = z / sqrt(n), ``lanczos_steps`` Lanczos steps (full
-    reorthogonalisation, float64) give T = Y diag(theta) Y^T; the Gauss rule has nodes
-    theta_j and weights Y[0, j]^2. A probe whose Krylov space is exhausted early
-    (n < steps, or an invariant subspace) gets zero-weight padding nodes.
-    """
-    op = as_operator(A)
-    n = op.num_params
-    num_probes = check_int("num_probes", num_probes, minimum=1)
-    lanczos_steps = check_int("lanczos_steps", lanczos_steps, minimum=1)
-    steps = min(lanczos_steps, n)
-    _basis_memory(op, num_probes * (steps + 4),
-                  f"spectral_density: {num_probes} Lanczos bases of {steps} vectors of "
-                  f"length n = {n}", "lower num_probes or lanczos_steps")
-    gen = seeded_generator(seed)
-    V = torch.zeros(num_probes, steps, n, dtype=F64, device=op.device)
-    v = _rademacher(n, num_probes, gen, op.device).T / math.sqrt(n)
-    alphas = torch.zeros(num_probes, steps, dtype=F64)
-    betas = torch.zeros(num_probes, max(steps - 1, 0), dtype=F64)
-    for j in range(steps):
-        V[:, j] = v
-        w = _apply(op, v.T).T
-        alphas[:, j] = (w * v).sum(1).cpu()
-        basis = V[:, :j + 1]
-        for _ in range(2):
-            w = w - torch.einsum("pjn,pj->pn", basis, torch.einsum("pjn,pn->pj", basis, w))
-        if j == steps - 1:
-            break
-        beta = torch.linalg.vector_norm(w, dim=1)
-        alive = beta > 1e-10 * alphas[:, :j + 1].abs().amax(1).clamp_min(1e-300).to(beta.device)
-        beta = torch.where(alive, beta, torch.zeros_like(beta))
-        betas[:, j] = beta.cpu()
-        v = torch.where(alive[:, None], w / beta.clamp_min(1e-300)[:, None], torch.zeros_like(w))
-    T = torch.diag_embed(alphas) + torch.diag_embed(betas, 1) + torch.diag_embed(betas, -1)
-    theta, Y = torch.linalg.eigh(T)
-    return DensityResult(nodes=theta.numpy(), weights=(Y[:, 0, :] ** 2).numpy(),
-                         matvecs=num_probes * steps, seed=seed)
-
-
 def spectrum(A: CurvatureOperator | torch.Tensor | np.ndarray, *,
-             max_memory_bytes: int | None = None) -> np.ndarray:
+             max_memory_bytes: int | None = None, progress: Progress = None) -> np.ndarray:
     """All eigenvalues, ascending (numpy float64), of the symmetrised dense matrix.
 
     Builds the dense matrix with block products and calls LAPACK (``eigvalsh``) in
@@ -420,7 +276,8 @@ def spectrum(A: CurvatureOperator | torch.Tensor | np.ndarray, *,
     in the available memory (or ``max_memory_bytes``): the dense matrix in the operator's
     dtype, its float64 copy (for a low-precision operator), the symmetrised matrix and
     LAPACK's working copy. Use :func:`eigsh` for a few eigenvalues or
-    :func:`spectral_density` for the whole spectrum.
+    :func:`spectral_density` for the whole spectrum. ``progress`` (see
+    :mod:`hessbench.progress`) counts the dense matrix's columns as they are built.
     """
     op = as_operator(A)
     n = op.num_params
@@ -429,7 +286,7 @@ def spectrum(A: CurvatureOperator | torch.Tensor | np.ndarray, *,
     limit = require_memory(need, op.device, max_memory_bytes,
                            f"spectrum: the exact spectrum of an n = {n} operator ({copies} "
                            f"dense float64 matrices and the {op.dtype} one)")
-    return symmetric_eigvalsh(op.dense(max_memory_bytes=limit)).cpu().numpy()
+    return symmetric_eigvalsh(op.dense(max_memory_bytes=limit, progress=progress)).cpu().numpy()
 
 
 def symmetric_eigvalsh(matrix: torch.Tensor) -> torch.Tensor:

@@ -38,6 +38,7 @@ from torch import nn
 from torch.func import grad, jvp, vjp, vmap
 
 from hessbench.problem import LossFn, ModePolicy, Problem
+from hessbench.progress import Progress, reporter
 from hessbench.validation import check_int
 
 __all__ = ["CurvatureOperator", "OuterProductOperator", "hessian", "ggn", "fisher",
@@ -155,14 +156,14 @@ class CurvatureOperator:
                              f"with n={self.num_params}, got {shape}")
         return self._layout(v)
 
-    def dense(self, *, chunk_size: int | None = None,
-              max_memory_bytes: int | None = None) -> torch.Tensor:
+    def dense(self, *, chunk_size: int | None = None, max_memory_bytes: int | None = None,
+              progress: Progress = None) -> torch.Tensor:
         """The dense n x n matrix, built from blocks of identity columns.
 
         Refuses (``MemoryError``) when it would not fit in the device's available memory
         (or ``max_memory_bytes``): the matrix and one block of identity columns and of
         their products; use :func:`hessbench.eigsh` or :func:`hessbench.spectral_density`
-        then.
+        then. ``progress`` (see :mod:`hessbench.progress`) counts the columns built.
         """
         n = self.num_params
         # Wider blocks amortise vmap's per-call overhead (about 4x per HVP from 32 to
@@ -175,11 +176,13 @@ class CurvatureOperator:
         out = torch.empty(n, n, dtype=self.dtype, device=self.device)
         saved, self.chunk_size = self.chunk_size, step
         try:
-            for i in range(0, n, step):
-                w = min(step, n - i)
-                E = torch.zeros(n, w, dtype=self.dtype, device=self.device)
-                E[torch.arange(i, i + w), torch.arange(w)] = 1.0
-                out[:, i:i + w] = self.matmat(E)
+            with reporter(progress, f"{self.name}: dense {n} x {n}") as report:
+                for i in range(0, n, step):
+                    w = min(step, n - i)
+                    E = torch.zeros(n, w, dtype=self.dtype, device=self.device)
+                    E[torch.arange(i, i + w), torch.arange(w)] = 1.0
+                    out[:, i:i + w] = self.matmat(E)
+                    report(i + w, n)
         finally:
             self.chunk_size = saved
         return out
