@@ -53,12 +53,13 @@ from hessbench.experiments.registry import Measurement, experiment
 from hessbench.experiments.sagun_outliers import _seeds
 from hessbench.models import mlp
 from hessbench.noise import sgd_covariance, table1_covariance
-from hessbench.problem import Problem
+from hessbench.problem import LossFn, Problem
 from hessbench.training import train
 from hessbench.utils import seeded_generator
 
-__all__ = ["wei_schwab_noise_covariance", "matrix_alignment", "noise_scale",
-           "subspace_overlap", "relative_gap", "model_labels"]
+__all__ = ["wei_schwab_noise_covariance", "noise_statistics", "matrix_alignment",
+           "noise_scale", "subspace_overlap", "relative_gap", "model_labels",
+           "plot_noise_covariance"]
 
 NUM_CLASSES = 10
 IN_DIM = 64
@@ -119,57 +120,62 @@ def model_labels(logits: torch.Tensor, generator: torch.Generator) -> torch.Tens
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+LABEL_STYLE = {"data": ("o", "-"), "model": ("s", "--")}
+"""Marker (Sigma, right panel) and line style (H) per label source; colour = seed."""
+
+
 def _check(p: dict[str, Any]) -> None:
     m, s = int(p["num_samples"]), int(p["batch_size"])
-    if not 2 <= s < m:
-        raise ValueError(f"wei_schwab_noise_covariance: batch_size must be in [2, num_samples"
+    if not 1 <= s < m:
+        raise ValueError(f"wei_schwab_noise_covariance: batch_size must be in [1, num_samples"
                          f" = {m}) (S = M has no noise), got {s}")
     if not p["hidden"] or p["lr"] <= 0 or p["checkpoint_loss"] <= 0 or p["max_epochs"] < 1:
         raise ValueError("wei_schwab_noise_covariance: hidden must be non-empty, lr and "
                          "checkpoint_loss > 0, max_epochs >= 1; got "
                          f"{p['hidden']}, {p['lr']}, {p['checkpoint_loss']}, {p['max_epochs']}")
-    if p["labels"] not in ("data", "model"):
-        raise ValueError(f"wei_schwab_noise_covariance: labels must be 'data' or 'model', "
-                         f"got {p['labels']!r}")
-    if p["noise"] not in ("sgd", "isotropic"):
-        raise ValueError(f"wei_schwab_noise_covariance: noise must be 'sgd' or 'isotropic', "
-                         f"got {p['noise']!r}")
-
-
-def _style(rec: dict[str, Any]) -> tuple[str, str]:
-    labels = rec["params"]["labels"]
-    return ("o" if labels == "data" else "s"), f"seed {rec['seed']}, {labels} labels"
+    for key, choices in (("labels", LABEL_STYLE), ("noise", ("sgd", "isotropic"))):
+        if p[key] not in choices:
+            raise ValueError(f"wei_schwab_noise_covariance: {key} must be one of "
+                             f"{', '.join(map(repr, choices))}, got {p[key]!r}")
 
 
 def plot_noise_covariance(records: list[dict[str, Any]]) -> Any:
-    """Left: top eigenvalues of H and of S/(1 - S/M) Sigma (Eq. 5: the same), per record.
-    Right: scale against alignment per record, Eq. 5's point (1, 1) and the claim's box."""
+    """Left: top eigenvalues of H (lines) and of S Sigma / (1 - S/M) (markers), which Eq. 5
+    says coincide. Right: scale against alignment per record, Eq. 5's point (1, 1) and the
+    claim's tolerance box. Colour = seed; marker / line style = label source."""
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
 
-    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
     left, right = fig.subplots(1, 2)
-    for i, rec in enumerate(records):
+    for rec in records:
         fd, m = rec["figure_data"], rec["metrics"]
-        marker, label = _style(rec)
-        colour = f"C{i % 10}"
+        marker, line = LABEL_STYLE[rec["params"]["labels"]]
+        colour = f"C{rec['seed'] % 10}"
         ranks = np.arange(1, len(fd["h_top"]) + 1)
-        left.plot(ranks, fd["h_top"], "-", color=colour, lw=1, label=f"H, {label}")
-        left.plot(ranks, fd["sigma_top"], marker, color=colour, ms=3, mfc="none",
-                  label=r"$S\,\Sigma/(1-S/M)$, " + label)
-        right.plot(m["alignment"], m["scale"], marker, color=colour, ms=7, label=label)
+        left.plot(ranks, fd["h_top"], line, color=colour, lw=1)
+        left.plot(ranks, fd["sigma_top"], marker, color=colour, ms=3, mfc="none")
+        right.plot(m["alignment"], m["scale"], marker, color=colour, ms=7)
+    seeds = sorted({rec["seed"] for rec in records})
+    sources = sorted({rec["params"]["labels"] for rec in records})
+    handles = [Line2D([], [], color=f"C{s % 10}", lw=3, label=f"seed {s}") for s in seeds]
+    handles += [Line2D([], [], color="grey", ls=LABEL_STYLE[src][1], marker=LABEL_STYLE[src][0],
+                       mfc="none", label=f"{src} labels") for src in sources]
     left.set_yscale("log")
     left.set_xlabel("rank of the eigenvalue")
     left.set_ylabel("eigenvalue")
-    left.set_title("top eigenvalues: H (lines) vs rescaled noise covariance (markers)",
-                   fontsize=8)
-    left.legend(fontsize=6, ncol=2)
-    right.plot([1.0], [1.0], "k*", ms=12, label="Eq. 5: Sigma = (1/S)(1 - S/M) H")
-    right.add_patch(_box())
-    right.set_xlabel(r"alignment $\langle\Sigma, H\rangle_F / (\|\Sigma\|_F \|H\|_F)$")
+    left.set_title(r"lines: $H$; markers: $S\,\Sigma / (1 - S/M)$ (Eq. 5: equal)", fontsize=8)
+    left.legend(handles=handles, fontsize=6)
+    right.plot([1.0], [1.0], "k*", ms=12)
+    right.add_patch(Rectangle((0.9, 0.8), 0.1, 1.25 - 0.8, fill=False, ls="--", lw=0.8))
+    right.set_xlabel(r"alignment $\langle \Sigma, H \rangle_F / (\|\Sigma\|_F \|H\|_F)$")
     right.set_ylabel(r"scale $\mathrm{Tr}\,\Sigma\ /\ [(1/S)(1 - S/M)\,\mathrm{Tr}\,H]$")
     right.set_yscale("log")
     right.set_xlim(-0.05, 1.05)
-    right.legend(fontsize=6)
+    right.set_title("star: Eq. 5 (alignment 1, scale 1); dashed box: the claim's tolerance",
+                    fontsize=8)
+    right.legend(handles=handles, fontsize=6, loc="lower left")
     p = records[0]["params"] if records else {}
     fig.suptitle("Wei & Schwab 2020, Sec. 2.1.2, Eq. 5 (no figure in the paper): SGD noise "
                  f"covariance vs Hessian, digits MLP, checkpoint loss {p.get('checkpoint_loss')}"
@@ -177,11 +183,41 @@ def plot_noise_covariance(records: list[dict[str, Any]]) -> Any:
     return fig
 
 
-def _box() -> Any:
-    from matplotlib.patches import Rectangle
+def noise_statistics(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor,
+                     batch_size: int, *, noise: str = "sgd", top_k: int = 10,
+                     top: int = 50) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Steps 3-5 of the protocol at the model's current point: (metrics, figure data).
 
-    return Rectangle((0.9, 0.8), 0.1, 1.25 - 0.8, fill=False, ls="--", lw=0.8,
-                     label="claim: alignment > 0.9, scale in [0.8, 1.25]")
+    Sigma is the exact covariance of the mean gradient of a uniform batch of ``batch_size``
+    distinct samples (:func:`hessbench.noise.sgd_covariance`, without replacement), or for
+    ``noise = "isotropic"`` Tr(Sigma)/D I; H and G are dense float64; the figure data are
+    the ``top`` largest eigenvalues of H and of S Sigma / (1 - S/M).
+    """
+    m = len(x)
+    grads = Problem(model, loss_fn, (x, y), dtype=DTYPE).per_sample_gradients(x, y)
+    sigma = sgd_covariance(grads, batch_size, replacement=False)
+    if noise == "isotropic":
+        sigma = table1_covariance("gld_dynamic", trace=None, sgd_cov=sigma)
+    fisher = grads.T @ grads / m
+    h = hb.hessian(model, loss_fn, (x, y), dtype=DTYPE).dense()
+    g = hb.ggn(model, loss_fn, (x, y), dtype=DTYPE).dense()
+    ev_h = torch.linalg.eigvalsh(h)
+    ev_sigma = torch.linalg.eigvalsh(sigma)
+    metrics = {
+        "alignment": matrix_alignment(sigma, h),
+        "scale": noise_scale(sigma, h, batch_size, m),
+        "top_subspace_overlap": subspace_overlap(sigma, h, top_k),
+        "fisher_gap": relative_gap(fisher, h), "true_fisher_gap": relative_gap(fisher, g),
+        "gauss_newton_gap": relative_gap(h, g),
+        "mean_gradient_share": float(grads.mean(0).square().sum() / torch.trace(fisher)),
+        "neg_to_pos": float(max(-ev_h[0], 0.0) / ev_h[-1]),
+        "trace_h": float(torch.trace(h)), "trace_sigma": float(torch.trace(sigma)),
+        "num_params": h.shape[0],
+    }
+    rescale = batch_size / (1.0 - batch_size / m)
+    figure_data = {"h_top": ev_h.flip(0)[:top].tolist(),
+                   "sigma_top": (rescale * ev_sigma.flip(0)[:top]).tolist()}
+    return metrics, figure_data
 
 
 @experiment("wei_schwab_noise_covariance", figure=plot_noise_covariance, metrics=METRICS,
@@ -204,32 +240,8 @@ def wei_schwab_noise_covariance(p: dict[str, Any], seed: int, device: torch.devi
     accuracy = float((logits.argmax(1) == y).double().mean())
     if p["labels"] == "model":
         y = model_labels(logits, seeded_generator(batch_seed + 1, device))
-
-    grads = Problem(model, loss_fn, (x, y), dtype=DTYPE).per_sample_gradients(x, y)
-    sigma = sgd_covariance(grads, s, replacement=False)
-    if p["noise"] == "isotropic":
-        sigma = table1_covariance("gld_dynamic", trace=None, sgd_cov=sigma)
-    fisher = grads.T @ grads / m
-    h = hb.hessian(model, loss_fn, (x, y), dtype=DTYPE).dense()
-    g = hb.ggn(model, loss_fn, (x, y), dtype=DTYPE).dense()
-    ev_h = torch.linalg.eigvalsh(h)
-    ev_sigma = torch.linalg.eigvalsh(sigma)
-    k = int(p["top_k"])
-    top = min(50, h.shape[0])
-    metrics = {
-        "alignment": matrix_alignment(sigma, h), "scale": noise_scale(sigma, h, s, m),
-        "top_subspace_overlap": subspace_overlap(sigma, h, k),
-        "fisher_gap": relative_gap(fisher, h), "true_fisher_gap": relative_gap(fisher, g),
-        "gauss_newton_gap": relative_gap(h, g),
-        "mean_gradient_share": float(grads.mean(0).square().sum() / torch.trace(fisher)),
-        "neg_to_pos": float(max(-ev_h[0], 0.0) / ev_h[-1]),
-        "train_loss": result.final_loss,
-        "train_accuracy": accuracy,
-        "epochs": result.steps // per_epoch,
-        "trace_h": float(torch.trace(h)), "trace_sigma": float(torch.trace(sigma)),
-        "num_params": h.shape[0], "num_samples": m, "batch_size": s,
-    }
-    rescale = s / (1.0 - s / m)
-    figure_data = {"h_top": ev_h.flip(0)[:top].tolist(),
-                   "sigma_top": (rescale * ev_sigma.flip(0)[:top]).tolist()}
+    metrics, figure_data = noise_statistics(model, loss_fn, x, y, s, noise=p["noise"],
+                                            top_k=int(p["top_k"]))
+    metrics.update({"train_loss": result.final_loss, "train_accuracy": accuracy,
+                    "epochs": result.steps // per_epoch, "num_samples": m, "batch_size": s})
     return Measurement(metrics=metrics, figure_data=figure_data)
