@@ -30,6 +30,7 @@ descent", Neural Comput. 14 (2002); Zhu, Wu, Yu, Wu & Ma, ICML 2019; Wei & Schwa
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -37,7 +38,7 @@ import torch
 from torch import nn
 from torch.func import grad, jvp, vjp, vmap
 
-from hessbench.problem import LossFn, ModePolicy, Problem
+from hessbench.problem import LossFn, ModePolicy, Problem, weighted_average
 from hessbench.progress import Progress, reporter
 from hessbench.validation import check_int
 
@@ -229,6 +230,105 @@ def _block_apply(prob: Problem, one: Callable[[dict], dict], V: torch.Tensor) ->
     return prob.flatten(vmap(one)(prob.unflatten(V)), batched=True)
 
 
+def _vjp(outputs: Sequence[torch.Tensor | None], inputs: Sequence[torch.Tensor],
+         cotangents: Sequence[torch.Tensor], m: int) -> list[torch.Tensor]:
+    """sum_j (d outputs_j / d inputs)^T cotangents_j, one tensor per input, by one
+    ``torch.autograd.grad`` through the outputs' graph (kept for further calls); for a
+    block (m > 1; every cotangent and result with a leading dim m) by
+    ``is_grads_batched``. An output without a graph contributes nothing, and an input no
+    output depends on gets zeros."""
+    live = [j for j, t in enumerate(outputs) if t is not None and t.requires_grad]
+    shape = (lambda t: (m, *t.shape)) if m > 1 else (lambda t: t.shape)
+    if not live:
+        return [t.new_zeros(shape(t)) for t in inputs]
+    out = torch.autograd.grad([outputs[j] for j in live], list(inputs),
+                              [cotangents[j] for j in live], retain_graph=True,
+                              allow_unused=True, is_grads_batched=m > 1)
+    return [t.new_zeros(shape(t)) if g is None else g for t, g in zip(inputs, out)]
+
+
+# apply(V) -> A_b V for one batch b, from graphs built once for that batch
+BatchProduct = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _parameter_map(prob: Problem, V: torch.Tensor,
+                   fn: Callable[[list[torch.Tensor], int], list[torch.Tensor]]) -> torch.Tensor:
+    """V (n, m) -> fn(its per-parameter parts, m), flattened back to (n, m)."""
+    m = V.shape[1]
+    parts = prob.unflatten(V[:, 0] if m == 1 else V)
+    tree = dict(zip(prob.names, fn([parts[k] for k in prob.names], m)))
+    return prob.flatten(tree)[:, None] if m == 1 else prob.flatten(tree, batched=True)
+
+
+def _hessian_graphs(prob: Problem, x: torch.Tensor, y: torch.Tensor) -> BatchProduct:
+    """H_b V for one batch from graphs built at the first call that needs them and then
+    reused: one vector by one backward pass through the gradient g_b's graph, d(g_b . v)
+    / d theta (:meth:`~hessbench.problem.Problem.gradient_graph`; Pearlmutter 1994); a
+    block by ``vmap`` over ``torch.func``'s vjp of ``grad``, whose batched backward is
+    faster on convolutions than autograd's ``is_grads_batched`` (small CNN, batch 100,
+    16 vectors: 12 vs 25 ms; 1 thread, torch 2.14). A kept operator that serves both
+    holds both graphs."""
+    graphs: dict[str, object] = {}
+
+    def single(V: torch.Tensor) -> torch.Tensor:
+        if "grads" not in graphs:
+            with prob.mode_context():
+                graphs["grads"] = prob.gradient_graph(x, y)
+        leaves = list(prob.leaves.values())
+        return _parameter_map(prob, V, lambda vs, m: _vjp(graphs["grads"], leaves, vs, m))
+
+    def block(V: torch.Tensor) -> torch.Tensor:
+        if "pull" not in graphs:
+            with prob.mode_context():
+                _, pull = vjp(lambda p: grad(prob.loss)(p, x, y), prob.params)
+            # create_graph=False: the product itself is not differentiated further
+            graphs["pull"] = lambda t: pull(t, create_graph=False)[0]
+        return _block_apply(prob, graphs["pull"], V)
+
+    return lambda V: single(V) if V.shape[1] == 1 else block(V)
+
+
+def _ggn_graphs(prob: Problem, x: torch.Tensor, y: torch.Tensor) -> BatchProduct:
+    """G_b V = J^T Q (J V), Q = d^2 L_b / d f^2, by three backward passes through graphs
+    built once: J v as the vjp in u of J^T u (the double-vjp trick), Q w as the vjp of the
+    loss's output gradient (Q is symmetric; reverse mode works for losses without
+    forward-mode derivatives, e.g. ``nn.MSELoss``), and J^T w."""
+    leaves = list(prob.leaves.values())
+    with torch.enable_grad():
+        out = prob.outputs(prob.leaves, x)
+        u = torch.zeros_like(out, requires_grad=True)
+        jt_u = torch.autograd.grad(out, leaves, u, create_graph=True, allow_unused=True)
+        o = out.detach().requires_grad_(True)
+        dloss = torch.autograd.grad(prob.batch_loss(o, y), o, create_graph=True)[0]
+
+    def apply(vs: list[torch.Tensor], m: int) -> list[torch.Tensor]:
+        jv = _vjp(jt_u, [u], vs, m)
+        return _vjp([out], leaves, _vjp([dloss], [o], jv, m), m)
+
+    return lambda V: _parameter_map(prob, V, apply)
+
+
+def _graph_products(prob: Problem, build: Callable[[torch.Tensor, torch.Tensor], BatchProduct],
+                    keep_graph: bool) -> MatFn:
+    """V -> sum_b n_b A_b V / N with ``build`` giving each batch's product: built once, at
+    the first call, and kept (``keep_graph``), or rebuilt per batch and call, streaming."""
+    if not keep_graph:
+        return lambda V: prob.dataset_average(lambda x, y: build(x, y)(V))
+    kept: list[tuple[int, int, BatchProduct]] = []
+
+    def product(V: torch.Tensor) -> torch.Tensor:
+        if not kept:
+            kept.extend(prob.batch_states(build))
+        return weighted_average((i, n, apply(V)) for i, n, apply in kept)
+
+    return product
+
+
+def _keep_graph(prob: Problem, keep_graph: bool | None) -> bool:
+    """The ``keep_graph`` default: True for one in-memory batch, else False."""
+    return prob.single_batch if keep_graph is None else bool(keep_graph)
+
+
 def hessian(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None = None,
             device: torch.device | str | None = None, params: Sequence[str] | None = None,
             mode: ModePolicy = "error", chunk_size: int | None = 32,
@@ -236,19 +336,25 @@ def hessian(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | Non
             keep_graph: bool | None = None) -> CurvatureOperator:
     """Hessian of the dataset-average loss; H V by (vmapped) Hessian-vector products.
 
-    ``hvp="reverse"`` (default) is reverse-over-reverse: the vjp of ``grad`` (double
-    backpropagation, Pearlmutter 1994). ``hvp="forward"`` is forward-over-reverse (``jvp``
-    of ``grad``); it fails for operations without a forward-mode derivative (e.g.
-    ``nn.MSELoss`` in torch 2.x). On CPU, torch 2.14, one thread, reverse is the faster
+    ``hvp="reverse"`` (default) is reverse-over-reverse: double backpropagation
+    (Pearlmutter 1994) by plain ``torch.autograd`` through the gradient's graph
+    (:meth:`~hessbench.problem.Problem.gradient_graph`) for one vector, ``vmap`` over
+    ``torch.func``'s vjp of ``grad`` for a block. ``hvp="forward"`` is
+    forward-over-reverse (``jvp`` of ``grad``); it fails for operations without a
+    forward-mode derivative (e.g. ``nn.MSELoss`` in torch 2.x). On CPU, torch 2.14, one thread, reverse is the faster
     of the two on every workload measured (ResNet-18 batch 32: 3.0x vs 3.5x a gradient,
     blocks of 32 on the 4270-parameter MLP: 0.8x the forward time).
 
     ``keep_graph`` (reverse only; default: True when ``data`` is a single in-memory
-    batch, i.e. a tuple or a one-element list) builds the gradient's graph once, at the
-    first product, and reuses it: each later product is one backward pass through that
-    graph, as in PyHessian (ResNet-18: 1.9x a gradient). The graph's saved activations
-    stay in memory as long as the operator lives; pass ``keep_graph=False`` to rebuild
-    it per product instead. With several batches the graph is always rebuilt per batch.
+    batch, i.e. a tuple or a one-element list) builds each batch's gradient graph once,
+    at the first product, and reuses it: each later product is one backward pass per
+    batch through those graphs, with no forward pass and no data loading, as in
+    PyHessian (ResNet-18: 1.9x a gradient). The graphs' saved activations (about those
+    of one backward pass over *all* the data) stay in memory as long as the operator
+    lives. ``keep_graph=True`` with several batches (a list, a DataLoader) keeps one
+    graph per batch and reads the data once (the first pass's batches are the operator's);
+    ``False`` rebuilds the graph per batch and product, streaming the data with the memory
+    of one batch (the default for several batches).
 
     ``dtype=torch.float64`` evaluates everything (parameters, inputs, buffers) in float64
     for verification. ``params`` restricts to the named parameters (others frozen).
@@ -258,19 +364,10 @@ def hessian(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | Non
     if hvp not in ("reverse", "forward"):
         raise ValueError(f"hvp must be 'reverse' or 'forward', got {hvp!r}")
     prob = Problem(model, loss_fn, data, dtype=dtype, device=device, params=params, mode=mode)
-    if keep_graph is None:
-        keep_graph = hvp == "reverse" and prob.single_batch
-    elif keep_graph and not (hvp == "reverse" and prob.single_batch):
-        raise ValueError("keep_graph=True needs hvp='reverse' and data given as one in-memory "
-                         "batch (a tuple or a one-element list); with several batches the "
-                         "graph is rebuilt per batch, so pass keep_graph=None or False")
+    if keep_graph and hvp != "reverse":
+        raise ValueError("keep_graph=True needs hvp='reverse' (forward-over-reverse products "
+                         "rebuild their graph each time); pass keep_graph=None or False")
     g = grad(prob.loss)
-
-    def pullback(x: torch.Tensor, y: torch.Tensor):
-        _, pull = vjp(lambda p: g(p, x, y), prob.params)
-        # create_graph=False: the product itself is not differentiated further (torch.func
-        # would otherwise record a third-order graph whenever grad mode is on).
-        return lambda t: pull(t, create_graph=False)[0]
 
     def forward_block(V, x, y):
         def one(t):
@@ -282,17 +379,9 @@ def hessian(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | Non
                                f"loss may lack a forward-mode derivative (nn.MSELoss does in "
                                f"torch 2.x): use hvp='reverse'") from err
 
-    if keep_graph:
-        cache: dict[str, Callable] = {}
-
-        def product(V: torch.Tensor) -> torch.Tensor:
-            if "pull" not in cache:
-                with prob.mode_context():
-                    cache["pull"] = pullback(*next(iter(prob.batches())))
-            return _block_apply(prob, cache["pull"], V)
-    elif hvp == "reverse":
-        def product(V: torch.Tensor) -> torch.Tensor:
-            return prob.dataset_average(lambda x, y: _block_apply(prob, pullback(x, y), V))
+    if hvp == "reverse":
+        product = _graph_products(prob, partial(_hessian_graphs, prob),
+                                  _keep_graph(prob, keep_graph))
     else:
         def product(V: torch.Tensor) -> torch.Tensor:
             return prob.dataset_average(lambda x, y: forward_block(V, x, y))
@@ -303,26 +392,17 @@ def hessian(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | Non
 
 def ggn(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | None = None,
         device: torch.device | str | None = None, params: Sequence[str] | None = None,
-        mode: ModePolicy = "error", chunk_size: int | None = 32) -> CurvatureOperator:
+        mode: ModePolicy = "error", chunk_size: int | None = 32,
+        keep_graph: bool | None = None) -> CurvatureOperator:
     """Generalised Gauss-Newton G = J^T H_out J, the Hessian minus the term that carries
-    the network's second derivatives; positive semi-definite for convex losses."""
+    the network's second derivatives; positive semi-definite for convex losses.
+
+    ``keep_graph`` as in :func:`hessian` (default: True for one in-memory batch): the
+    output's graph and the loss's output-gradient graph are built once per batch and
+    kept, so a product is three backward passes and no forward pass."""
     prob = Problem(model, loss_fn, data, dtype=dtype, device=device, params=params, mode=mode)
-
-    def per_batch(V: torch.Tensor):
-        def block(x, y):
-            out, pullback = vjp(lambda p: prob.outputs(p, x), prob.params)
-            # d^2 l / d f^2 is symmetric, so its vjp is its product (reverse mode works
-            # for losses without forward-mode derivatives, e.g. nn.MSELoss).
-            _, loss_hessian = vjp(grad(lambda o: prob.batch_loss(o, y)), out)
-
-            def gv(t):
-                jv = jvp(lambda p: prob.outputs(p, x), (prob.params,), (t,))[1]
-                return pullback(loss_hessian(jv)[0])[0]
-
-            return _block_apply(prob, gv, V)
-        return prob.dataset_average(block)
-
-    return CurvatureOperator(per_batch, prob.num_params, prob.dtype, prob.device,
+    product = _graph_products(prob, partial(_ggn_graphs, prob), _keep_graph(prob, keep_graph))
+    return CurvatureOperator(product, prob.num_params, prob.dtype, prob.device,
                              name="ggn", chunk_size=chunk_size, layout=prob.unflatten)
 
 
