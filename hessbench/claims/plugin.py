@@ -216,11 +216,14 @@ class ClaimItem(pytest.Item):
 
     def runtest(self) -> None:
         assert self.result is not None
-        if self.result.status in (Status.FAIL, Status.XPASS):
+        if self.result.status in (Status.FAIL, Status.KNOWN_FAILURE_PASSED):
             raise ClaimFailed(self.result)
-        if self.result.status == Status.XFAIL:
+        if self.result.status == Status.KNOWN_FAILURE:
+            from hessbench.claims.known import beside_note
+
+            item = self.result.to_dict()
             pytest.xfail(f"known failure at profile {self.claim_setup.profile}: "
-                         f"{self.claim_setup.known_failure_at(self.point)}")
+                         + beside_note(item["known_failure"], item["known_failure_measured"]))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str | Any:
@@ -233,13 +236,24 @@ class ClaimItem(pytest.Item):
         return self.path, None, f"claim {self.claim.id}" + (f" [{label}]" if label else "")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config
+                             ) -> tuple[str, str, str] | None:
+    """A claim item's known failure reads ``KNOWN FAILURE`` in ``-v`` lines, the word of
+    the summary and the report (pytest's category, letter and counts stay ``xfailed``)."""
+    if report.when == "call" and report.skipped and hasattr(report, "wasxfail") \
+            and "claim" in report.keywords:
+        return "xfailed", "x", Status.KNOWN_FAILURE.label
+    return None
+
+
 def failure_text(result: ItemResult, width: int) -> str:
     """Statement, source and the measured-vs-expected table of a failed item; for a
     control, which listed expectations held and the control's reason first."""
     from hessbench.claims.table import expectation_table, to_text
 
     c, s = result.claim, result.setup
-    if result.status == Status.XPASS:
+    if result.status == Status.KNOWN_FAILURE_PASSED:
         return (f"claim {result.item_id} PASSED but profile {s.profile} declares it a known "
                 f"failure ({s.known_failure_at(result.point)!r}); it replicates now: remove "
                 f"`known_failure` (or this point from its `points`) "

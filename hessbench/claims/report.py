@@ -12,22 +12,29 @@ function that raises is recorded in the report (``claims[].figure.error``) and
 does not stop the report from being written. A claim's PNG shows its own records
 and, side by side, each control's.
 
-Schema (``schema_version`` 2): ``schema``, ``schema_version``, ``started``,
+Schema (``schema_version`` 3): ``schema``, ``schema_version``, ``started``,
 ``finished``, ``interrupted``, ``profile``, ``device``, ``requested_device``,
 ``seeds_override`` (the seeds every item ran instead of its declared ones, or null),
 ``environment`` (python, platform, torch, numpy, scipy, hessbench, git commit and
 dirty flag, cpu count, torch threads, the BLAS thread variables ``thread_env``
 {OMP_NUM_THREADS, MKL_NUM_THREADS: value or null}, device name, argv), ``summary`` (items,
-controls, pass, fail, error, xfail, xpass, seconds), ``claims`` (id, title,
+controls, pass, fail, error, known_failure, known_failure_passed, seconds), ``claims``
+(id, title,
 statement, source, experiment, file, seeds, gpu, status, known failure, seconds,
 items, expectations with reasons, controls {name, reason, expect_fail, params, grid,
 seeds, status, held, seconds, items}, no_control, figure {path, error}) and ``items``
 (per grid point of a claim or control: kind, control, label, params, seeds,
-declared_seeds, seeds_override, expect_fail, held, status, seconds, device, error
-traceback, every seed's metrics and figure data, every verdict). A claim's status is
+declared_seeds, seeds_override, expect_fail, held, status, known_failure (the note that
+covers the item, or null), known_failure_measured (this run's miss beside that note:
+:func:`~hessbench.claims.known.measured_miss`), seconds, device, error traceback, every
+seed's metrics and figure data, every verdict). A claim's status is
 that of its own items, each control's that of the control's items. Statuses are the
 values of :class:`~hessbench.claims.status.Status`. Non-finite floats are written
 as the strings ``"nan"``, ``"inf"``, ``"-inf"`` (JSON has no such numbers).
+
+:func:`load_report` also reads schema 2 (before the one word "known failure"): its
+``xfail`` / ``xpass`` statuses and summary keys become ``known_failure`` /
+``known_failure_passed`` and each known-failure item gets its measured miss.
 """
 from __future__ import annotations
 
@@ -45,14 +52,15 @@ from pathlib import Path
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hessbench.claims.status import Status, count_statuses, summary_line
+from hessbench.claims.known import measured_miss
+from hessbench.claims.status import LEGACY_VALUES, Status, count_statuses, summary_line
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "write_report", "build_report", "render_figures",
            "render_markdown", "load_report", "atomic_write_bytes", "atomic_write_text",
            "environment", "seeds_override_note", "loses_items"]
 
 SCHEMA = "hessbench.claims.report"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 # ------------------------------------------------------------------------ atomic I/O
@@ -190,7 +198,7 @@ def _claim_title(group: Mapping[str, Any]) -> str:
     error), so that a figure never looks like a replication it is not."""
     if group["status"] in (Status.PASS, Status.PENDING):
         return CLAIM_PANEL
-    if group["status"] == Status.XFAIL:
+    if group["status"] == Status.KNOWN_FAILURE:
         return f"{CLAIM_PANEL}: KNOWN FAILURE (does not replicate as declared; see the claim file)"
     return f"{CLAIM_PANEL}: {Status(group['status']).label}"
 
@@ -262,7 +270,8 @@ def _side_by_side(drawn: list[tuple[str, Any]]) -> Any:
 # ----------------------------------------------------------------------------- report
 #: A group's status (a claim's own items, or one control's): the first of these among
 #: its items' statuses, else pass; pending when none of its items ran.
-_GROUP_STATUS_ORDER = (Status.ERROR, Status.FAIL, Status.XPASS, Status.XFAIL)
+_GROUP_STATUS_ORDER = (Status.ERROR, Status.FAIL, Status.KNOWN_FAILURE_PASSED,
+                       Status.KNOWN_FAILURE)
 
 
 def _group(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -341,9 +350,30 @@ def load_report(path: Path | str) -> dict[str, Any]:
         report = json.load(fh)
     if not isinstance(report, dict) or report.get("schema") != SCHEMA:
         raise ValueError(f"{path}: not a hessbench claims report (schema {SCHEMA!r} expected)")
-    if report.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema_version {report.get('schema_version')!r} is not "
-                         f"supported (this hessbench reads version {SCHEMA_VERSION})")
+    version = report.get("schema_version")
+    if version == 2:
+        return _upgrade_v2(report)
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"{path}: schema_version {version!r} is not supported (this "
+                         f"hessbench reads versions 2 and {SCHEMA_VERSION})")
+    return report
+
+
+def _upgrade_v2(report: dict[str, Any]) -> dict[str, Any]:
+    """A schema 2 report read as schema 3: renamed statuses and summary keys, and each
+    known-failure item's measured miss (from its verdicts)."""
+    def new(status: str) -> str:
+        return LEGACY_VALUES.get(status, status)
+
+    summary = report["summary"]
+    report["summary"] = {LEGACY_VALUES.get(k, k): v for k, v in summary.items()}
+    for group in [*report["claims"], *(c for cl in report["claims"] for c in cl["controls"])]:
+        group["status"] = new(group["status"])
+    for it in report["items"]:
+        it["status"] = new(it["status"])
+        it["known_failure_measured"] = (None if it.get("known_failure") is None
+                                        else measured_miss(it["verdicts"]))
+    report["schema_version"] = SCHEMA_VERSION
     return report
 
 
@@ -441,10 +471,7 @@ def _md_claim(c: Mapping[str, Any], items: Sequence[Mapping[str, Any]],
     if report["seeds_override"] is not None:
         lines += [f"**{SEEDS_OVERRIDDEN}** (ran seeds {report['seeds_override']}).", ""]
     if c.get("known_failure"):
-        where = ("this profile" if not c.get("known_failure_points")
-                 else "points " + ", ".join(c["known_failure_points"]))
-        lines += [f"**Known failure at {where}** (declared in the claim file): "
-                  f"{c['known_failure']}", ""]
+        lines += _md_known_failure(c, items)
     fig = c["figure"]
     if fig.get("path"):
         lines += [f"![{c['id']}]({fig['path']})", ""]
@@ -460,6 +487,21 @@ def _md_claim(c: Mapping[str, Any], items: Sequence[Mapping[str, Any]],
         lines += ["", "Failures:", ""]
         lines += [f"- `{it['label'] or '-'}`: {v['message']}" for it, v in failures]
     return lines
+
+
+def _md_known_failure(c: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The claim file's note (its figures are those of the run it was written after) and,
+    beside it, what this run measured at each point it covers."""
+    where = ("this profile" if not c.get("known_failure_points")
+             else "points " + ", ".join(c["known_failure_points"]))
+    covered = [it for it in items if it.get("known_failure")]
+    lines = [f"**Known failure at {where}**. Note, as recorded in the claim file (its "
+             f"figures are those of the run it was written after): {_cell(c['known_failure'])}",
+             "", "Measured in this run:", ""]
+    lines += [f"- `{it['label'] or '-'}` ({Status(it['status']).label}): "
+              f"{_cell(it.get('known_failure_measured') or 'every expectation holds')}"
+              for it in covered] or ["- (no item of this run is covered by the note)"]
+    return lines + [""]
 
 
 def _md_verdicts(items: Sequence[Mapping[str, Any]], expect_fail: Sequence[str] = ()

@@ -26,6 +26,7 @@ from typing import Any
 
 from hessbench.claims.expectations import Verdict, evaluate
 from hessbench.claims.errors import ClaimSpecError
+from hessbench.claims.known import measured_miss
 from hessbench.claims.latest import mark_latest
 from hessbench.claims.report import environment, loses_items, write_report
 from hessbench.claims.spec import Claim, GridPoint, Setup
@@ -83,6 +84,8 @@ class ItemResult:
     def to_dict(self) -> dict[str, Any]:
         """The item as plain data (``report.json``'s ``items[]``, and what the tables show)."""
         s, ctl = self.setup, self.setup.control
+        verdicts = [v.to_dict() for v in self.verdicts]
+        note = s.known_failure_at(self.point)
         return {"item": self.item_id, "claim": self.claim.id, "kind": s.kind,
                 "control": None if ctl is None else ctl.name, "label": s.label(self.point),
                 "point": self.point.id, "grid_values": self.point.values,
@@ -91,12 +94,13 @@ class ItemResult:
                 "seeds_override": None if s.declared_seeds is None else list(s.seeds),
                 "expect_fail": list(self.expect_fail), "held": self.held,
                 "device": self.device, "profile": s.profile, "status": self.status.value,
-                "known_failure": s.known_failure_at(self.point),
+                "known_failure": note,
+                "known_failure_measured": None if note is None else measured_miss(verdicts),
                 "seconds": self.seconds, "error": self.error,
                 "records": [{"seed": r.seed, "seconds": r.seconds, "metrics": r.metrics,
                              "figure_data": r.figure_data, "reused_from": r.reused_from}
                             for r in self.records],
-                "verdicts": [v.to_dict() for v in self.verdicts]}
+                "verdicts": verdicts}
 
 
 def _check_metric(name: str, value: Any) -> None:
@@ -161,9 +165,9 @@ def run_item(claim: Claim, setup: Setup, point: GridPoint, device: Any,
     earlier run reuses that run's record (:func:`_measure_cached`).
 
     ``on_seed(seed)`` is called after each seed (progress bars). The status is
-    ``PASS``/``FAIL``, or ``XPASS``/``XFAIL`` where the profile declares a known failure
-    covering ``point``; for a control (``setup.control``, every expectation still evaluated) ``PASS``
-    when each of its ``expect_fail`` expectations failed, else ``FAIL``. An exception makes
+    ``PASS``/``FAIL``, or ``KNOWN_FAILURE_PASSED``/``KNOWN_FAILURE`` where the profile
+    declares a known failure covering ``point``; for a control (``setup.control``, every
+    expectation still evaluated) ``PASS`` when each of its ``expect_fail`` expectations failed, else ``FAIL``. An exception makes
     it ``ERROR`` with the traceback, a ``SystemExit`` or other ``BaseException`` too, so the
     other items and the report are kept (``KeyboardInterrupt`` propagates).
     """
@@ -184,7 +188,7 @@ def run_item(claim: Claim, setup: Setup, point: GridPoint, device: Any,
         elif setup.known_failure_at(point) is None:
             result.status = Status.PASS if passed else Status.FAIL
         else:  # a declared non-replication: still evaluated, still reported
-            result.status = Status.XPASS if passed else Status.XFAIL
+            result.status = Status.KNOWN_FAILURE_PASSED if passed else Status.KNOWN_FAILURE
     except KeyboardInterrupt:  # Ctrl-C (and SIGTERM in ``claims run``) stops the run
         raise
     except BaseException as exc:  # a bug (SystemExit too): an error, not a failure

@@ -10,23 +10,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from enum import Enum
 
-__all__ = ["Status", "COUNTED", "count_statuses", "summary_line"]
+__all__ = ["Status", "COUNTED", "LEGACY_VALUES", "count_statuses", "summary_line"]
 
 
 class Status(str, Enum):
     """What became of one grid point of a claim or control (or one expectation:
     ``PASS``/``FAIL``; a control passes when its listed expectations fail).
 
-    ``XFAIL``: failed under a profile that declares a known failure; ``XPASS``: passed
-    under such a profile (a failure of the run: the note is out of date); ``PENDING``:
-    not run yet.
+    ``KNOWN_FAILURE``: failed under a profile that declares a known failure (pytest's
+    XFAIL); ``KNOWN_FAILURE_PASSED``: passed under such a profile (a failure of the run:
+    the note is out of date; pytest's strict XPASS); ``PENDING``: not run yet. "known
+    failure" is the one word of the terminal, report.md and report.json.
     """
 
     PASS = "pass"
     FAIL = "fail"
     ERROR = "error"
-    XFAIL = "xfail"
-    XPASS = "xpass"
+    KNOWN_FAILURE = "known_failure"
+    KNOWN_FAILURE_PASSED = "known_failure_passed"
     PENDING = "pending"
 
     def __str__(self) -> str:
@@ -36,7 +37,7 @@ class Status(str, Enum):
 
     @property
     def label(self) -> str:
-        """The verdict shown in tables, e.g. ``FAIL (known)`` for ``XFAIL``."""
+        """The verdict shown in tables, e.g. ``KNOWN FAILURE``."""
         return _LABEL[self]
 
     @property
@@ -46,18 +47,25 @@ class Status(str, Enum):
 
 
 _LABEL = {Status.PASS: "PASS", Status.FAIL: "FAIL", Status.ERROR: "ERROR",
-          Status.PENDING: "NOT RUN", Status.XFAIL: "FAIL (known)",
-          Status.XPASS: "PASS (marked known failure)"}
+          Status.PENDING: "NOT RUN", Status.KNOWN_FAILURE: "KNOWN FAILURE",
+          Status.KNOWN_FAILURE_PASSED: "PASS (marked known failure)"}
 _STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.ERROR: "bold magenta",
-          Status.PENDING: "yellow", Status.XFAIL: "red", Status.XPASS: "bold red"}
+          Status.PENDING: "yellow", Status.KNOWN_FAILURE: "red",
+          Status.KNOWN_FAILURE_PASSED: "bold red"}
 
 #: The statuses a finished run counts, in the order of ``report.json``'s ``summary``.
-COUNTED = (Status.PASS, Status.FAIL, Status.ERROR, Status.XFAIL, Status.XPASS)
+COUNTED = (Status.PASS, Status.FAIL, Status.ERROR, Status.KNOWN_FAILURE,
+           Status.KNOWN_FAILURE_PASSED)
+
+#: The values of report.json schema 2 (before issue 19) that were renamed, old -> new.
+LEGACY_VALUES = {"xfail": Status.KNOWN_FAILURE.value,
+                 "xpass": Status.KNOWN_FAILURE_PASSED.value}
 
 
 def count_statuses(statuses: Iterable[str]) -> dict[str, int]:
     """How many items have each status, by value: ``{"pass": a, "fail": b, "error": c,
-    "xfail": d, "xpass": e}`` (a ``"pending"`` key only for an item that was not run)."""
+    "known_failure": d, "known_failure_passed": e}`` (a ``"pending"`` key only for an item
+    that was not run)."""
     counts = {s.value: 0 for s in COUNTED}
     for status in statuses:
         key = Status(status).value
@@ -67,10 +75,17 @@ def count_statuses(statuses: Iterable[str]) -> dict[str, int]:
 
 def summary_line(counts: Mapping[str, int], items: int, controls: int,
                  noun: str = "claim item") -> str:
-    """``"<items> <noun>s (<controls> controls): a pass, b fail, c error, d known failure"``
-    (singular for one) from the counts of :func:`count_statuses` (or ``report.json``'s
-    ``summary``); the counts are of all items, controls among them."""
-    return (f"{items} {noun}{'' if items == 1 else 's'} "
-            f"({controls} control{'' if controls == 1 else 's'}): "
-            f"{counts['pass']} pass, {counts['fail']} fail, "
-            f"{counts['error']} error, {counts.get('xfail', 0)} known failure")
+    """``"<items> <noun>s (<controls> controls): a pass, b fail, c error, d known
+    failures"`` (singular for one; ``, e passed against a known-failure note`` when there
+    are such) from the counts of :func:`count_statuses` (or ``report.json``'s ``summary``);
+    the counts are of all items, controls among them."""
+    known, passed = (counts.get(s.value, 0) for s in COUNTED[3:])
+    return (f"{_plural(items, noun)} ({_plural(controls, 'control')}): "
+            f"{counts['pass']} pass, {counts['fail']} fail, {counts['error']} error, "
+            f"{_plural(known, 'known failure')}"
+            + (f", {passed} passed against a known-failure note" if passed else ""))
+
+
+def _plural(n: int, noun: str) -> str:
+    """``1 claim item``, ``2 claim items``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -37,7 +37,8 @@ def _mark(item: dict[str, Any], verdict: dict[str, Any]) -> str:
 
 def needs_detail(item: dict[str, Any]) -> bool:
     """Items whose full table a compact summary adds: failures, errors, unexpected passes."""
-    return Status(item["status"]) in (Status.FAIL, Status.ERROR, Status.XPASS)
+    return Status(item["status"]) in (Status.FAIL, Status.ERROR,
+                                      Status.KNOWN_FAILURE_PASSED)
 
 
 def detail_table(items: Sequence[dict[str, Any]], verbose: bool) -> Table | None:
@@ -57,15 +58,21 @@ def _tightest(item: dict[str, Any]) -> str:
     if status == Status.ERROR:
         return f"error: {_last_line(item.get('error'))}"
     if item["kind"] == "control":
+        listed = [v for v in verdicts if v["name"] in item["expect_fail"]]
         if item["held"]:
-            return f"HELD (predicted to fail): {', '.join(item['held'])}"
-        return f"{len(item['expect_fail'])} listed expectation(s) failed, as predicted"
+            return "HELD (predicted to fail): " + _first(
+                [v for v in listed if v["name"] in item["held"]])
+        return "failed as predicted: " + _first(listed)
     failing = [v for v in verdicts if v["verdict"] != Status.PASS]
     if not failing:
         return f"all {len(verdicts)} expectation(s) hold"
-    first = failing[0]
-    more = f" (+{len(failing) - 1} more)" if len(failing) > 1 else ""
-    return f"{first['name']}: {first['measured']}{more}"
+    return _first(failing)
+
+
+def _first(verdicts: Sequence[dict[str, Any]]) -> str:
+    """``<name>: <measured>`` of the first verdict, ``(+N more)`` for the others."""
+    more = f" (+{len(verdicts) - 1} more)" if len(verdicts) > 1 else ""
+    return f"{verdicts[0]['name']}: {verdicts[0]['measured']}{more}"
 
 
 def compact_table(items: Sequence[dict[str, Any]]) -> Group:

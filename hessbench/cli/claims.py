@@ -200,7 +200,8 @@ def _run_locked(args: argparse.Namespace, session: Any, selected: list[Any],
     console.print(f"{session.summary_line()}{override}; report: {out / 'report.md'}")
     if interrupted:
         return EXIT_INTERRUPTED
-    failed = counts[Status.FAIL.value] + counts[Status.ERROR.value] + counts[Status.XPASS.value]
+    failed = sum(counts[s.value] for s in (Status.FAIL, Status.ERROR,
+                                           Status.KNOWN_FAILURE_PASSED))
     return EXIT_OK if failed == 0 else EXIT_FAIL
 
 

@@ -54,7 +54,7 @@ def test_n2_writes_one_report_equal_to_a_serial_run(pytester: pytest.Pytester) -
                                         timeout=120)
     par.stdout.fnmatch_lines(["*crashed while running*crashy*slope=2.0*"])
     par.stdout.fnmatch_lines(["11 claim items (3 controls): 7 pass, 3 fail, 1 error, "
-                              "0 known failure"])
+                              "0 known failures"])
     par.assert_outcomes(passed=7, failed=4)   # xdist counts the crashed item as failed
     assert sorted(p.name for p in pytester.path.iterdir()
                   if (p / "report.json").exists()) == ["parallel", "serial"]
