@@ -167,9 +167,10 @@ def run_item(claim: Claim, setup: Setup, point: GridPoint, device: Any,
     ``on_seed(seed)`` is called after each seed (progress bars). The status is
     ``PASS``/``FAIL``, or ``KNOWN_FAILURE_PASSED``/``KNOWN_FAILURE`` where the profile
     declares a known failure covering ``point``; for a control (``setup.control``, every
-    expectation still evaluated) ``PASS`` when each of its ``expect_fail`` expectations failed, else ``FAIL``. An exception makes
-    it ``ERROR`` with the traceback, a ``SystemExit`` or other ``BaseException`` too, so the
-    other items and the report are kept (``KeyboardInterrupt`` propagates).
+    expectation still evaluated) ``PASS`` when each of its ``expect_fail`` expectations
+    failed, else ``FAIL``. An exception makes it ``ERROR`` with the traceback, a
+    ``SystemExit`` or other ``BaseException`` too, so the other items and the report are
+    kept (``KeyboardInterrupt`` propagates).
     """
     result = ItemResult(claim=claim, setup=setup, point=point, device=str(device))
     start = time.perf_counter()

@@ -198,7 +198,8 @@ def test_known_failure_does_not_apply_to_controls(claims_dir: Path) -> None:
 
 def test_known_failure_can_cover_some_grid_points_only(claims_dir: Path) -> None:
     """known_failure = { note, points }: the named points are known failures, the
-    others are judged as usual (a pass elsewhere is not a pass against the note), and the report says which."""
+    others are judged as usual (a pass elsewhere is not a pass against the note), and the
+    report says which."""
     sections = ('[params]\nnoise = 0.01\n\n[grid]\nslope = [1.0, -1.0]\n\n[profiles.smoke]\n'
                 'known_failure = { note = "falls at -1, for the test", points = ["slope=-1.0"] }\n')
     session = run_all(write_claim(claims_dir, body=SLOPE_POSITIVE, sections=sections))
