@@ -26,6 +26,7 @@ routines that update the model in place.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Literal
@@ -115,6 +116,8 @@ class Problem:
         self.num_params = sum(self.sizes)
         self.params = {k: self._cast(p.detach()).clone() for k, p in named.items()}
         self._leaves: dict[str, torch.Tensor] | None = None
+        # functional_call re-ties shared tensors on every call unless told there are none
+        self._tied = next(_tied_names(model), None) is not None
         self.const = {k: self._cast(t.detach()).clone()
                       for k, t in [*model.named_parameters(), *model.named_buffers()]
                       if k not in named}
@@ -156,7 +159,8 @@ class Problem:
                 continue
             empty = False
             x, y = self._cast_batch(*batch)
-            check_finite_batch(x, y, i)
+            if not (_surely_finite(x) and _surely_finite(y)):
+                check_finite_batch(x, y, i)
             yield i, x, y
         if empty:
             raise ValueError("data is empty: no batch with at least one sample")
@@ -273,7 +277,7 @@ class Problem:
     # -- functional pieces
     def outputs(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """f(x; p), the constants filled in."""
-        return functional_call(self.model, {**p, **self.const}, (x,))
+        return functional_call(self.model, {**p, **self.const}, (x,), tie_weights=self._tied)
 
     def loss(self, p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The mean loss of the batch (x, y) at parameters p (see :meth:`batch_loss`)."""
@@ -295,8 +299,7 @@ class Problem:
         100, 1 thread). None for a parameter the loss does not depend on. Call it in the
         mode policy's context."""
         with torch.enable_grad():
-            loss = self.batch_loss(functional_call(self.model, {**self.leaves, **self.const},
-                                                   (x,)), y)
+            loss = self.batch_loss(self.outputs(self.leaves, x), y)
             return list(torch.autograd.grad(loss, list(self.leaves.values()),
                                             create_graph=True, allow_unused=True))
 
@@ -350,12 +353,30 @@ class Problem:
                          dim=2)
 
 
+def _surely_finite(t: torch.Tensor) -> bool:
+    """The fast path of a NaN/Inf check (a sum instead of an elementwise test and a
+    reduction: 2 vs 26 us on a 100 x 100 batch): NaN and Inf propagate through a sum, so a
+    finite sum proves every entry finite; a non-finite one may be an overflow of finite
+    entries, so the caller checks exactly then."""
+    return not t.is_floating_point() or math.isfinite(float(t.sum()))
+
+
+def _tied_names(model: nn.Module) -> Iterator[str]:
+    """Names of parameters and buffers that share a tensor with an earlier name."""
+    seen: set[int] = set()
+    for name, t in [*model.named_parameters(remove_duplicate=False),
+                    *model.named_buffers(remove_duplicate=False)]:
+        if id(t) in seen:
+            yield name
+        seen.add(id(t))
+
+
 def weighted_average(values: Iterable[tuple[int, int, torch.Tensor]]) -> torch.Tensor:
     """sum_b n_b v_b / sum_b n_b over (b, n_b, v_b), consumed as it streams;
     ``ValueError`` naming the batch b whose v_b is NaN/Inf."""
     total, count = None, 0
     for i, n, val in values:
-        if not bool(torch.isfinite(val).all()):
+        if not (_surely_finite(val) or bool(torch.isfinite(val).all())):
             raise ValueError(f"the curvature product on data batch {i} (0-based) is NaN/Inf "
                              f"although its inputs are finite: the loss overflows there; check "
                              f"that batch, or use dtype=torch.float64")
