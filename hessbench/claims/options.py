@@ -1,6 +1,6 @@
 """Command-line options shared by ``pytest claims`` (the plugin) and ``hessbench claims``:
-the device choices, the ``--experiments`` help and the device check that makes a bad
-``--device`` one usage error.
+the device choices, the ``--experiments`` help, the device check that makes a bad
+``--device`` one usage error, and the warning for GPU-scale items on a CPU.
 
 Stdlib only at import (the plugin imports this for every pytest run)."""
 from __future__ import annotations
@@ -25,9 +25,12 @@ def check_device(device: str) -> None:
                              "(torch.cuda.is_available() is False); use --device cpu or auto")
 
 
-def paper_on_cpu_warning(profile: str, device: str) -> str | None:
-    """The warning for the paper profile on a CPU (``device`` as resolved), else ``None``."""
-    if profile != "paper" or device != "cpu":
+def paper_on_cpu_warning(profile: str, device: str, gpu_items: int) -> str | None:
+    """The warning for ``gpu_items`` selected items marked ``gpu`` (a profile with
+    ``gpu = true``, as paper has by default) about to run on a CPU (``device`` as
+    resolved); ``None`` when there are none or the device is not a CPU."""
+    if gpu_items == 0 or device != "cpu":
         return None
-    return ("the paper profile on a CPU: items marked gpu run at the papers' scale and can "
-            "take hours; `-m 'not gpu'` selects the paper items that fit a CPU")
+    return (f"the {profile} profile on a CPU: {gpu_items} selected item"
+            f"{'' if gpu_items == 1 else 's'} marked gpu run at the papers' scale and can "
+            "take hours; `-m 'not gpu'` selects the items that fit a CPU")

@@ -48,6 +48,7 @@ import pytest
 
 from hessbench.claims.discovery import is_claim_file
 from hessbench.claims.options import DEVICES, EXPERIMENTS_HELP, check_device, paper_on_cpu_warning
+from hessbench.claims.select import markers
 from hessbench.claims.status import Status
 
 if TYPE_CHECKING:
@@ -133,19 +134,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         if lock.note:
             session.config.get_terminal_writer().line(f"hessbench: warning: {lock.note}",
                                                       yellow=True)
-    _warn_paper_on_cpu(session.config)
 
 
-def _warn_paper_on_cpu(config: pytest.Config) -> None:
-    """Say so when the paper profile is about to run on a CPU."""
-    from hessbench.utils import resolve_device
-
-    if not _only_claims_dirs(config):
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Say so when selected items marked gpu (the paper profile) are to run on a CPU."""
+    state = _state(session.config)
+    gpu_items = sum(isinstance(it, ClaimItem) and it.claim_setup.gpu for it in session.items)
+    if state.session is None or not gpu_items or hasattr(session.config, "workerinput"):
         return
-    note = paper_on_cpu_warning(config.getoption("hessbench_profile"),
-                                str(resolve_device(config.getoption("hessbench_device"))))
+    note = paper_on_cpu_warning(state.session.profile, str(state.session.device), gpu_items)
     if note:
-        config.get_terminal_writer().line(f"hessbench: warning: {note}", yellow=True)
+        session.config.get_terminal_writer().line(f"hessbench: warning: {note}", yellow=True)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -202,10 +201,8 @@ class ClaimItem(pytest.Item):
         super().__init__(**kw)
         self.claim, self.claim_setup, self.point = claim, setup, point
         self.result: ItemResult | None = None
-        self.add_marker("claim")
-        if setup.gpu:
-            self.add_marker("gpu")
-            self.add_marker("slow")
+        for marker in markers(setup.gpu):
+            self.add_marker(marker)
         self.extra_keyword_matches.add(claim.experiment)
 
     def setup(self) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hessbench.claims.options import DEVICES, paper_on_cpu_warning
+from hessbench.claims.select import Selection, markers
 from hessbench.cli.common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, add_experiments_option,
                                   command_group, did_you_mean, import_experiment_modules,
                                   make_console)
@@ -137,10 +138,18 @@ def _run(args: argparse.Namespace) -> int:
     try:
         session = ClaimSession(args.profile, args.device, root=args.claims_dir.resolve().parent,
                                seeds=args.seeds)
+        selection = Selection(args.keyword or None, args.marker or None)
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE
-    note = paper_on_cpu_warning(args.profile, str(session.device))
+    work = [(c, s, p) for c in selected for s, p in session.plan(c)
+            if selection.matches(_keywords(c, s, p), markers(s.gpu))]
+    if not work:
+        console.print(f"[red]error:[/] {selection.describe()} selects none of the items of "
+                      f"{', '.join(c.id for c in selected)}", soft_wrap=True)
+        return EXIT_USAGE
+    note = paper_on_cpu_warning(args.profile, str(session.device),
+                                sum(s.gpu for _, s, _ in work))
     if note:
         console.print(f"[yellow]warning:[/] {note}", soft_wrap=True)
 
@@ -152,16 +161,22 @@ def _run(args: argparse.Namespace) -> int:
     if lock is not None and lock.note:
         console.print(f"[yellow]warning:[/] {lock.note}", soft_wrap=True)
     try:
-        return _run_locked(args, session, selected, console)
+        return _run_locked(args, session, work, console)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _run_locked(args: argparse.Namespace, session: Any, selected: list[Any],
+def _keywords(claim: Any, setup: Any, point: Any) -> set[str]:
+    """What ``-k`` matches for an item, as in ``pytest claims`` (:mod:`hessbench.claims.select`)."""
+    return {claim.item_id(setup, point), claim.path.name, claim.path.parent.name,
+            claim.experiment, *markers(setup.gpu)}
+
+
+def _run_locked(args: argparse.Namespace, session: Any, work: list[tuple[Any, Any, Any]],
                 console: Any) -> int:
-    """Run every item of ``selected`` (SIGTERM stops the run as Ctrl-C does), write the
-    report of the finished items and print the table; the exit code of ``run``."""
+    """Run every (claim, setup, point) of ``work`` (SIGTERM stops the run as Ctrl-C does),
+    write the report of the finished items and print the table; the exit code of ``run``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from hessbench.claims.report import seeds_override_note
@@ -171,7 +186,6 @@ def _run_locked(args: argparse.Namespace, session: Any, selected: list[Any],
     if note:
         console.print(note, style="bold yellow")
     override = f"; {note}" if note else ""
-    work = [(c, s, p) for c in selected for s, p in session.plan(c)]
     steps = sum(len(s.seeds) for _, s, _ in work)
     interrupted = False
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -246,6 +260,12 @@ def add_parser(subparsers: Any) -> None:
     run.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
                      help="run these seeds instead of the declared ones, for every item "
                      "(claims and controls); the report marks the run as not the declared one")
+    run.add_argument("-k", dest="keyword", metavar="EXPR", default=None,
+                     help="only the items whose id, file, experiment or markers match EXPR, "
+                     "as pytest's -k (e.g. -k 'sagun and not control')")
+    run.add_argument("-m", dest="marker", metavar="EXPR", default=None,
+                     help="only the items whose markers (claim, gpu, slow) match EXPR, as "
+                     "pytest's -m; -m 'not gpu' keeps the paper items that fit a CPU")
     run.add_argument("--out", type=Path, default=None, metavar="DIR",
                      help="report directory (default: results/claims/<timestamp> next to "
                      "the claims folder)")

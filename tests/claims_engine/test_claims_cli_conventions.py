@@ -139,10 +139,3 @@ def test_experiments_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "did you mean example_line?" in out
     assert cli(capsys, "experiments")[0] == 2
 
-
-def test_paper_profile_on_a_cpu_is_warned_about() -> None:
-    from hessbench.claims.options import paper_on_cpu_warning
-
-    assert "-m 'not gpu'" in paper_on_cpu_warning("paper", "cpu")
-    assert paper_on_cpu_warning("paper", "cuda") is None
-    assert paper_on_cpu_warning("smoke", "cpu") is None
