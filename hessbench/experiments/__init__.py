@@ -27,3 +27,4 @@ from hessbench.experiments import wei_schwab_trace_rate  # noqa: F401
 from hessbench.experiments import zhu_anisotropic_escape  # noqa: F401
 from hessbench.experiments import zhu_indicator_width  # noqa: F401
 from hessbench.experiments import zhu_ou_escape_formula  # noqa: F401
+from hessbench.experiments import zhu_sharp_minimum_escape  # noqa: F401
