@@ -1,6 +1,6 @@
 """The ``hessbench`` command line.
 
-* ``hessbench claims list|run|report`` -- the claims engine, the same runner as
+* ``hessbench claims list|run|report|compare`` -- the claims engine, the same runner as
   ``pytest claims`` (:mod:`hessbench.cli.claims`); ``claims run`` exits 0 when every
   item passed, 1 on any failure or error, 2 on a usage or claim validation error.
 * ``hessbench bench compare|gate|table`` -- the benchmark tooling

@@ -1,4 +1,4 @@
-"""``hessbench claims list|run|report``: the claims engine on the command line.
+"""``hessbench claims list|run|report|compare``: the claims engine on the command line.
 
 ``run`` uses the same runner as ``pytest claims`` (:class:`~hessbench.claims.runner.ClaimSession`)
 with a progress bar, runs each selected claim's items and its controls', prints the
@@ -9,7 +9,10 @@ of ``run``: 0 every item passed (known failures included), 1 any failure or erro
 interrupted by Ctrl-C or SIGTERM (the report of the finished items is still written;
 none when no item finished). A report never replaces one that holds items the run
 lacks (it goes beside it instead); a run in ``results/claims`` becomes its ``latest``,
-which ``report`` shows when given no directory.
+which ``report`` shows when given no directory (or ``latest``). ``compare RUN_A RUN_B``
+prints what changed between two runs (:mod:`hessbench.claims.compare`; ``latest`` for
+either); ``run -k / -m`` select items as pytest's options do
+(:mod:`hessbench.claims.select`).
 
 ``list`` shows every claim that loads and prints the error of each that does not (exit 2
 then); ``run ID...`` runs valid claims beside an invalid file (with a warning), a misspelt
@@ -219,15 +222,24 @@ def _run_locked(args: argparse.Namespace, session: Any, work: list[tuple[Any, An
     return EXIT_OK if failed == 0 else EXIT_FAIL
 
 
-def _report(args: argparse.Namespace) -> int:
+def _run_dir(run: str | None, results_dir: Path, console: Any) -> Path:
+    """A run's directory: ``run`` itself, or (``None`` or ``latest``) the latest run in
+    ``results_dir``, which is then printed. ``FileNotFoundError`` when there is none."""
     from hessbench.claims.latest import find_latest
+
+    if run is not None and run != "latest":
+        return Path(run)
+    found = find_latest(results_dir)
+    console.print(f"latest run: {found}")
+    return found
+
+
+def _report(args: argparse.Namespace) -> int:
     from hessbench.claims.report import (atomic_write_text, load_report, render_markdown,
                                          seeds_override_note)
     console = make_console()
     try:
-        if args.dir is None:
-            args.dir = find_latest(args.results_dir)
-            console.print(f"latest run: {args.dir}")
+        args.dir = _run_dir(args.dir, args.results_dir, console)
         report = load_report(args.dir)
     except (OSError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
@@ -240,10 +252,33 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from hessbench.claims.compare import compare_reports, render
+    from hessbench.claims.report import load_report
+
+    console = make_console()
+    try:
+        dirs = [_run_dir(run, args.results_dir, console) for run in (args.run_a, args.run_b)]
+        diff = compare_reports(*(load_report(d) for d in dirs), rtol=args.rtol)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        return EXIT_USAGE
+    for line in render(diff, [str(d) for d in dirs]):
+        console.print(line, markup=False, soft_wrap=True)
+    return EXIT_OK
+
+
 def add_parser(subparsers: Any) -> None:
-    """Register ``hessbench claims`` and its commands ``list``, ``run`` and ``report``."""
-    sub = command_group(subparsers, "claims", "list, run and report paper claims",
-                        "{list,run,report}")
+    """Register ``hessbench claims`` and its commands ``list``, ``run``, ``report`` and
+    ``compare``."""
+    sub = command_group(subparsers, "claims", "list, run, report and compare paper claims",
+                        "{list,run,report,compare}")
+
+    def with_results(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--results-dir", type=Path, default=Path("results/claims"),
+                       metavar="DIR", help="folder of runs, for 'latest' (default: "
+                       "./results/claims)")
+        return p
 
     def with_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--claims-dir", type=Path, default=Path("claims"), metavar="DIR",
@@ -273,12 +308,21 @@ def add_parser(subparsers: Any) -> None:
                      help="the full measured-vs-expected table of every item (default: one "
                      "line per item, full tables for the items that failed)")
     run.set_defaults(handler=_run)
-    report = sub.add_parser("report", help="re-render report.md and print the table of a run")
-    report.add_argument("dir", type=Path, metavar="DIR", nargs="?", default=None,
-                        help="a run's directory (report.json); default: the latest run in "
-                        "--results-dir")
-    report.add_argument("--results-dir", type=Path, default=Path("results/claims"),
-                        metavar="DIR", help="folder of runs (default: ./results/claims)")
+    report = with_results(sub.add_parser("report", help="re-render report.md and print the "
+                                         "table of a run"))
+    report.add_argument("dir", metavar="RUN", nargs="?", default=None,
+                        help="a run's directory (report.json) or 'latest' (the default): the "
+                        "latest run in --results-dir")
     report.add_argument("-v", "--verbose", action="store_true",
                         help="the full measured-vs-expected table of every item")
     report.set_defaults(handler=_report)
+    compare = with_results(sub.add_parser("compare", help="what changed from run RUN_A to "
+                                          "run RUN_B: statuses, new and removed items, "
+                                          "metrics that moved"))
+    for name in ("run_a", "run_b"):
+        compare.add_argument(name, metavar=name.upper(),
+                             help="a run's directory (report.json) or 'latest'")
+    compare.add_argument("--rtol", type=float, default=1e-6, metavar="R",
+                         help="a metric moved when it changed by more than R relative to "
+                         "the larger magnitude (default: 1e-6)")
+    compare.set_defaults(handler=_compare)

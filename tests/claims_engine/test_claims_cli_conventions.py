@@ -49,6 +49,7 @@ def test_report_without_dir_shows_the_latest_run(claims_dir: Path,
     monkeypatch.chdir(claims_dir.parent)
     code, out = cli(capsys, "claims", "report")
     assert code == 0 and f"latest run: {second}" in out and "slope=1.0" in out
+    assert cli(capsys, "claims", "report", "latest")[1] == out
     code, out = cli(capsys, "claims", "report", "--results-dir", "nowhere")
     assert code == 2 and "no run in nowhere" in out
 
