@@ -26,6 +26,7 @@ routines that update the model in place.
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -116,6 +117,7 @@ class Problem:
         self.num_params = sum(self.sizes)
         self.params = {k: self._cast(p.detach()).clone() for k, p in named.items()}
         self._leaves: dict[str, torch.Tensor] | None = None
+        self._copy: tuple | bool | None = None   # leaf_outputs' model copy, False if none
         # functional_call re-ties shared tensors on every call unless told there are none
         self._tied = next(_tied_names(model), None) is not None
         self.const = {k: self._cast(t.detach()).clone()
@@ -291,6 +293,24 @@ class Problem:
             self._leaves = {k: p.detach().requires_grad_(True) for k, p in self.params.items()}
         return self._leaves
 
+    def leaf_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """f(x; :attr:`leaves`) by a copy of the model that holds the leaves and constants
+        as its own tensors (built once), so a call needs no ``functional_call`` swap of
+        every tensor in and out (about 50 us of a 0.7 ms streamed HVP batch, MLP 4270
+        params, batch 100). The copy follows the model's train/eval and
+        ``track_running_stats`` flags, so :meth:`mode_context` applies to it; a model that
+        cannot be deep-copied is called through :meth:`outputs`."""
+        if self._copy is None:
+            self._copy = _leaf_copy(self.model, {**self.leaves, **self.const})
+        if not self._copy:
+            return self.outputs(self.leaves, x)
+        copy_model, pairs = self._copy
+        for m, c in pairs:
+            c.training = m.training
+            if isinstance(m, _BATCHNORM):
+                c.track_running_stats = m.track_running_stats
+        return copy_model(x)
+
     def gradient_graph(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor | None]:
         """g_b = grad_theta L_b at the snapshot, one tensor per parameter, with its graph
         (``create_graph=True``) so that it can be differentiated again: by plain
@@ -299,7 +319,7 @@ class Problem:
         100, 1 thread). None for a parameter the loss does not depend on. Call it in the
         mode policy's context."""
         with torch.enable_grad():
-            loss = self.batch_loss(self.outputs(self.leaves, x), y)
+            loss = self.batch_loss(self.leaf_outputs(x), y)
             return list(torch.autograd.grad(loss, list(self.leaves.values()),
                                             create_graph=True, allow_unused=True))
 
@@ -359,6 +379,26 @@ def _surely_finite(t: torch.Tensor) -> bool:
     finite sum proves every entry finite; a non-finite one may be an overflow of finite
     entries, so the caller checks exactly then."""
     return not t.is_floating_point() or math.isfinite(float(t.sum()))
+
+
+def _leaf_copy(model: nn.Module, tensors: dict[str, torch.Tensor]
+               ) -> tuple[nn.Module, list[tuple[nn.Module, nn.Module]]] | bool:
+    """(a deep copy of ``model`` whose parameters and buffers are ``tensors``, by their
+    first name, every alias of a shared tensor included; (module, copy) pairs), or False
+    when the model cannot be copied."""
+    try:
+        clone = copy.deepcopy(model)
+    except Exception:   # e.g. a module holding an unpicklable handle: use functional_call
+        return False
+    first: dict[int, str] = {}
+    for name, t in [*model.named_parameters(remove_duplicate=False),
+                    *model.named_buffers(remove_duplicate=False)]:
+        key = first.setdefault(id(t), name)
+        path, _, attr = name.rpartition(".")
+        module = clone.get_submodule(path)
+        store = module._parameters if attr in module._parameters else module._buffers
+        store[attr] = tensors[key]
+    return clone, list(zip(model.modules(), clone.modules()))
 
 
 def _tied_names(model: nn.Module) -> Iterator[str]:

@@ -87,10 +87,11 @@ def hvp_fn(op: hb.CurvatureOperator, block: int = 1, seed: int = 0) -> Call:
     return lambda: op.matmat(V)
 
 
-def eigsh_top(op: hb.CurvatureOperator, k: int) -> hb.EigResult:
+def eigsh_top(op: hb.CurvatureOperator, k: int, tol: float = EIGSH_TOL) -> hb.EigResult:
     """The ``k`` largest eigenvalues by ``hb.eigsh`` (thick-restart Lanczos, residual
-    tolerance :data:`~hessbench.bench.specs.EIGSH_TOL`, seed 0, no vectors)."""
-    return hb.eigsh(op, k=k, which="LA", tol=EIGSH_TOL, seed=0, return_vectors=False,
+    tolerance ``tol``, default :data:`~hessbench.bench.specs.EIGSH_TOL`, seed 0, no
+    vectors)."""
+    return hb.eigsh(op, k=k, which="LA", tol=tol, seed=0, return_vectors=False,
                     on_unconverged="ignore")
 
 

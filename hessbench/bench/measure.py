@@ -24,10 +24,11 @@ import hessbench as hb
 from hessbench.bench.figures import (Reference, density_w1, eig_error, exact_reference,
                                      hutchinson_matvecs_for, hutchinson_rmse,
                                      hutchpp_matvecs_for, hutchpp_rmse)
-from hessbench.bench.impls import Hessbench, density_slq, eigsh_top
+from hessbench.bench.impls import Call, Hessbench, density_slq, eigsh_top
 from hessbench.bench.peers import (PyHessian, PyHessianRun, pyhessian_density,
-                                   pyhessian_eigenvalues, pyhessian_trace)
-from hessbench.bench.specs import BLOCK, HEAVY, HEAVY_BLOCK, TOP_K, TRACE_BUDGET, TRACE_SEEDS
+                                   pyhessian_eigenvalues, pyhessian_hessian, pyhessian_trace)
+from hessbench.bench.specs import (BLOCK, FLOAT32_TOL, HEAVY, HEAVY_BLOCK, STREAM_BATCHES,
+                                   TIGHT_TOL, TOP_K, TRACE_BUDGET, TRACE_SEEDS)
 from hessbench.bench.timing import time_call, time_ratio
 from hessbench.bench.workloads import Workload, get_workload, gradient_fn
 
@@ -61,6 +62,7 @@ def measure_track(device: torch.device | str = "cpu", scan: bool = False) -> dic
         r = eigsh_top(op, k)
         figs[f"mlp.eigsh_top{k}_matvecs"] = r.matvecs
         figs[f"mlp.eigsh_top{k}_rel_err"] = eig_error(r.values, ref)
+    figs.update(_precision_figures(w, op, ref))
     figs["mlp.trace_hutchpp_rmse_100"] = hutchpp_rmse(ref, TRACE_BUDGET, TRACE_SEEDS)
     if scan:
         hpp = hutchpp_matvecs_for(ref, 0.01, TRACE_SEEDS)
@@ -72,6 +74,35 @@ def measure_track(device: torch.device | str = "cpu", scan: bool = False) -> dic
     figs["mlp.pyhessian_top5_hvps"] = pyh.hvps
     figs["mlp.pyhessian_top5_rel_err"] = math.nan if pyh.error else eig_error(pyh.value, ref)
     return figs
+
+
+def _precision_figures(w: Workload, op64: hb.CurvatureOperator,
+                       ref: Reference) -> dict[str, float]:
+    """Which dtype gives which accuracy: float32 top-5 at a tol below its noise floor must
+    report converged=False; float64 at :data:`TIGHT_TOL` must converge, to that error."""
+    r32 = eigsh_top(w.hessian(), 5, FLOAT32_TOL)
+    r64 = eigsh_top(op64, 5, TIGHT_TOL)
+    return {"mlp.eigsh_f32_below_floor_converged": float(r32.converged),
+            "mlp.eigsh_f32_noise_floor": r32.noise_floor / float(abs(r32.values).max()),
+            "mlp.eigsh_f64_tight_unconverged": float(not r64.converged),
+            "mlp.eigsh_f64_tight_matvecs": r64.matvecs,
+            "mlp.eigsh_f64_tight_rel_err": eig_error(r64.values, ref)}
+
+
+def _streamed_ratios(w: Workload, ratio: Callable[[Call, Call], float]) -> dict[str, float]:
+    """Streamed HVPs over :data:`STREAM_BATCHES` batches, as a list and as a DataLoader,
+    against PyHessian's ``dataloader_hv_product`` and the batch gradients on the same data;
+    and the list with ``keep_graph=True``."""
+    size = len(w.inputs) // STREAM_BATCHES
+    out = {}
+    for kind, data in (("streamed", w.data(size)), ("loader", w.loader(size))):
+        hvp = HB.hvp(hb.hessian(w.model, w.loss_fn, data))
+        out[f"mlp.{kind}_hvp_over_pyhessian"] = ratio(
+            hvp, PYH.hvp(pyhessian_hessian(w, size, loader=kind == "loader")))
+        out[f"mlp.{kind}_hvp_over_batch_grads"] = ratio(hvp, gradient_fn(w, data))
+    kept = HB.hvp(hb.hessian(w.model, w.loss_fn, w.data(size), keep_graph=True))
+    out["mlp.kept_list_hvp_over_batch_grads"] = ratio(kept, gradient_fn(w, w.data(size)))
+    return out
 
 
 def measure_ratios(device: torch.device | str = "cpu", repeats: int = 7,
@@ -99,6 +130,7 @@ def measure_ratios(device: torch.device | str = "cpu", repeats: int = 7,
         out["mlp.block_hvp_per_vector_over_hvp"] = ratio(HB.hvp_block(op, BLOCK), hvp) / BLOCK
         out["mlp.eigsh_top5_over_pyhessian_top5"] = ratio(HB.top_eigenvalues(op, 5),
                                                           PYH.top_eigenvalues(h, 5))
+        out.update(_streamed_ratios(w, ratio))
     return out
 
 

@@ -75,9 +75,10 @@ class PyHessianRun:
     error: str | None = None
 
 
-def pyhessian_hessian(w: Workload, batch_size: int | None = None) -> Any:
-    """A ``pyhessian.hessian`` on a copy of the workload's model (a data loader of
-    ``batch_size`` batches when given, else the whole set as one batch)."""
+def pyhessian_hessian(w: Workload, batch_size: int | None = None, loader: bool = False) -> Any:
+    """A ``pyhessian.hessian`` on a copy of the workload's model: streamed over
+    ``batch_size`` batches when given (a list of them, or with ``loader`` a DataLoader),
+    else the whole set as one batch."""
     from pyhessian import hessian
 
     model = copy.deepcopy(w.model)
@@ -86,7 +87,8 @@ def pyhessian_hessian(w: Workload, batch_size: int | None = None) -> Any:
         warnings.filterwarnings("ignore", message=r"Using backward\(\) with create_graph=True")
         if batch_size is None:
             return hessian(model, w.loss_fn, data=(w.inputs, w.targets), cuda=cuda)
-        return hessian(model, w.loss_fn, dataloader=w.data(batch_size), cuda=cuda)
+        data = w.loader(batch_size) if loader else w.data(batch_size)
+        return hessian(model, w.loss_fn, dataloader=data, cuda=cuda)
 
 
 def seeded_call(h: Any, method: str, seed: int, **kwargs: Any) -> Call:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["BLOCK", "HEAVY", "HEAVY_BLOCK", "EIGSH_TOL", "TOP_K", "TRACE_SEEDS",
-           "TRACE_BUDGET", "DENSITY_PROBES", "DENSITY_STEPS", "RATIO_MARGIN", "TrackSpec",
+           "TRACE_BUDGET", "DENSITY_PROBES", "DENSITY_STEPS", "RATIO_MARGIN", "FLOAT32_TOL",
+           "TIGHT_TOL", "STREAM_BATCHES", "STREAM_PARITY", "TrackSpec",
            "TRACK", "RatioSpec", "RATIO"]
 
 BLOCK = 16               # vectors in a block HVP
@@ -25,6 +26,10 @@ TRACE_BUDGET = 100       # hb.trace's default num_matvecs
 DENSITY_PROBES = 8       # SLQ probes of hb.spectral_density
 DENSITY_STEPS = 80       # Lanczos steps per SLQ probe
 RATIO_MARGIN = 0.5       # a same-run time ratio may grow by 50 % before the gate fails
+FLOAT32_TOL = 1e-6       # below the float32 MLP operator's noise floor (about 2e-5 |theta|max)
+TIGHT_TOL = 1e-10        # a tolerance float64 products reach
+STREAM_BATCHES = 10      # batches of the streamed products (10 x 100 samples on the MLP)
+STREAM_PARITY = 1.1      # streamed HVP / PyHessian's target: parity within same-run noise
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,18 @@ TRACK: dict[str, TrackSpec] = {
     "mlp.density_w1": TrackSpec(
         f"SLQ {DENSITY_PROBES} probes x {DENSITY_STEPS} steps: W1 to exact spectrum / "
         "spectral width", **_ERR),
+    "mlp.eigsh_f32_below_floor_converged": TrackSpec(
+        "hb.eigsh top-5, float32, tol 1e-6 (below its noise floor): converged flag (must be 0)",
+        "flag"),
+    "mlp.eigsh_f32_noise_floor": TrackSpec(
+        "hb.eigsh top-5, float32: attainable tolerance (noise floor / |theta|max)",
+        "rel.", gated=False),
+    "mlp.eigsh_f64_tight_unconverged": TrackSpec(
+        "hb.eigsh top-5, float64, tol 1e-10: 1 - converged flag (must be 0)", "flag"),
+    "mlp.eigsh_f64_tight_matvecs": TrackSpec("hb.eigsh top-5, float64, tol 1e-10: matvecs",
+                                             "matvecs"),
+    "mlp.eigsh_f64_tight_rel_err": TrackSpec(
+        "hb.eigsh top-5, float64, tol 1e-10: max rel. error vs exact", **_ERR),
     "mlp.pyhessian_top5_hvps": TrackSpec(
         "PyHessian eigenvalues(top_n=5), tol 1e-3: HVPs", "HVPs", gated=False),
     "mlp.pyhessian_top5_rel_err": TrackSpec(
@@ -83,6 +100,17 @@ RATIO: dict[str, RatioSpec] = {
     "mlp.hvp_over_pyhessian_hvp": RatioSpec("MLP: hessbench HVP / PyHessian HVP"),
     "mlp.eigsh_top5_over_pyhessian_top5": RatioSpec(
         "MLP: hb.eigsh top-5 (tol 1e-6) / PyHessian top-5 wall"),
+    "mlp.streamed_hvp_over_pyhessian": RatioSpec(
+        "MLP, list of 10 x 100: streamed HVP / PyHessian dataloader_hv_product"),
+    "mlp.loader_hvp_over_pyhessian": RatioSpec(
+        "MLP, DataLoader of 10 x 100: streamed HVP / PyHessian on the same loader"),
+    "mlp.streamed_hvp_over_batch_grads": RatioSpec(
+        "MLP, list of 10 x 100: streamed HVP / the 10 batch gradients", gated=False),
+    "mlp.loader_hvp_over_batch_grads": RatioSpec(
+        "MLP, DataLoader of 10 x 100: streamed HVP / the 10 batch gradients (same loader)",
+        gated=False),
+    "mlp.kept_list_hvp_over_batch_grads": RatioSpec(
+        "MLP, list of 10 x 100, keep_graph=True: HVP / the 10 batch gradients", gated=False),
     "cnn.hvp_over_grad": RatioSpec("small CNN: one HVP / one gradient"),
     "resnet18.hvp_over_grad": RatioSpec("ResNet-18: one HVP / one gradient"),
     "resnet18.hvp_over_pyhessian_hvp": RatioSpec("ResNet-18: hessbench HVP / PyHessian HVP"),

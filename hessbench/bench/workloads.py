@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 import hessbench as hb
 from hessbench.data import batches, digits, gaussian_clusters
@@ -60,6 +61,10 @@ class Workload:
         if batch_size is None:
             return (self.inputs, self.targets)
         return batches(self.inputs, self.targets, batch_size)
+
+    def loader(self, batch_size: int) -> DataLoader:
+        """The whole set through a DataLoader of ``batch_size`` batches, in order."""
+        return DataLoader(TensorDataset(self.inputs, self.targets), batch_size=batch_size)
 
     def hessian(self, batch_size: int | None = None, **kwargs) -> hb.CurvatureOperator:
         """``hb.hessian`` of this workload (streamed over batches when ``batch_size``)."""
@@ -108,12 +113,15 @@ def get_workload(name: str, device: torch.device | str = "cpu") -> Workload:
     return WORKLOADS[name](resolve_device(device))
 
 
-def gradient_fn(w: Workload) -> Callable[[], torch.Tensor]:
-    """One full-data gradient by plain autograd (forward + backward), the reference cost."""
+def gradient_fn(w: Workload, data=None) -> Callable[[], object]:
+    """One full-data gradient by plain autograd (forward + backward), the reference cost;
+    with ``data`` (an iterable of batches) one gradient per batch, as a streamed product
+    pays for the same data (a list, a DataLoader)."""
     params = list(trainable_parameters(w.model).values())
 
-    def run() -> torch.Tensor:
-        loss = w.loss_fn(w.model(w.inputs), w.targets)
-        return torch.autograd.grad(loss, params)[0]
+    def one(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.autograd.grad(w.loss_fn(w.model(x), y), params)[0]
 
-    return run
+    if data is None:
+        return lambda: one(w.inputs, w.targets)
+    return lambda: [one(x, y) for x, y in data]

@@ -23,7 +23,7 @@ from hessbench.bench.peers import (IMPLEMENTATIONS, PyHessian, count_hvps, pyhes
 from hessbench.bench.report import END_MARKER, START_MARKER, compare_markdown, replace_section
 from hessbench.bench.timing import time_ratio
 from hessbench.cli import main
-from hessbench.linalg import DensityResult
+from hessbench.results import DensityResult
 
 # ------------------------------------------------------------------ gate logic
 
@@ -377,3 +377,40 @@ def test_missing_operations_and_implementations_skip(monkeypatch):
     monkeypatch.setattr(PyHessian, "requires", "no_such_module_for_hessbench")
     with pytest.raises(NotImplementedError, match="not installed"):
         common.implementation("pyhessian")
+
+
+# ------------------------------------------------------------------ streamed and precision targets
+
+
+def test_streamed_and_precision_targets():
+    track = {"mlp.eigsh_f32_below_floor_converged": 0.0, "mlp.eigsh_f64_tight_unconverged": 0.0,
+             "mlp.eigsh_f64_tight_rel_err": 1e-14}
+    ratios = {"mlp.streamed_hvp_over_pyhessian": specs.STREAM_PARITY,
+              "mlp.loader_hvp_over_pyhessian": specs.STREAM_PARITY * 1.01}
+    status = {c.name: c.status for c in g.target_checks(track, ratios)}
+    assert status == {"target.streamed_hvp": "pass", "target.loader_hvp": "fail",
+                      "target.float32_honest": "pass", "target.float64_tight": "pass",
+                      "target.float64_tight_err": "pass"}
+    bad = {"mlp.eigsh_f32_below_floor_converged": 1.0, "mlp.eigsh_f64_tight_unconverged": 1.0,
+           "mlp.eigsh_f64_tight_rel_err": 2e-10}
+    assert {c.status for c in g.target_checks(bad, {})} == {"fail"}
+
+
+def test_streamed_ratios_cover_both_data_sources_against_the_same_data():
+    from hessbench.bench.workloads import get_workload
+
+    calls = []
+
+    def ratio(num, den):   # each side once: the figures' plumbing, not their timing
+        num(), den()
+        calls.append((num, den))
+        return 1.0
+
+    w = get_workload("mlp-init")
+    out = measure._streamed_ratios(w, ratio)
+    assert set(out) == {f"mlp.{k}" for k in (
+        "streamed_hvp_over_pyhessian", "loader_hvp_over_pyhessian",
+        "streamed_hvp_over_batch_grads", "loader_hvp_over_batch_grads",
+        "kept_list_hvp_over_batch_grads")}
+    assert set(out) <= set(specs.RATIO)
+    assert all(specs.RATIO[k].gated == k.endswith("pyhessian") for k in out)
