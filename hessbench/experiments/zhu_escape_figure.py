@@ -68,6 +68,7 @@ def plot_sharp_minimum_escape(records: list[dict[str, Any]]) -> Any:
         ax.set_ylabel(f"{what} accuracy")
         ax.set_title(f"Zhu et al. Fig. 3 ({what}); line style = seed", fontsize=9)
     a_tr.legend(fontsize=7)
+    a_sh.set_xlabel("point (theta*_GD, then the end of each dynamic)")
     a_sh.set_ylabel("expected sharpness E L(theta + nu) - L(theta)")
     a_sh.set_title("Fig. 3 (right): expected sharpness at theta* and at the end", fontsize=9)
     a_sh.legend(fontsize=7)
@@ -80,6 +81,7 @@ def plot_sharp_minimum_escape(records: list[dict[str, Any]]) -> Any:
     a_ind.set_yscale("log")
     a_ind.set_xticks([2 * i + 0.4 for i in range(len(records))],
                      [f"seed {r['seed']}" for r in records])
+    a_ind.set_xlabel("seed (red: SGD noise, blue: isotropic of the same trace)")
     a_ind.set_ylabel("escape indicator at theta*_GD")
     a_ind.set_title("Fig. 5 (right): SGD noise vs isotropic noise of equal trace", fontsize=9)
     a_ind.legend(fontsize=7)

@@ -58,7 +58,7 @@ from hessbench.experiments.zhu_escape_figure import plot_sharp_minimum_escape
 from hessbench.experiments.zhu_lowrank_noise import (NoiseFactor, centred_gradients, noise_factor,
                                                      sgd_trace)
 from hessbench.noise import TABLE1_KINDS
-from hessbench.problem import Problem
+from hessbench.problem import LossFn, Problem
 from hessbench.training import train
 from hessbench.utils import seeded_generator
 
@@ -129,16 +129,19 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 @torch.no_grad()
 def expected_sharpness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, delta: float,
-                       samples: int, seed: int) -> float:
+                       samples: int, seed: int, loss_fn: LossFn = LOSS) -> float:
     """(1/M) sum_j L(theta + nu_j) - L(theta), nu_j ~ N(0, delta^2 I) (App. D.3, Eq. 88)."""
+    if not delta > 0 or samples < 1:
+        raise ValueError(f"expected sharpness needs delta > 0 and samples >= 1, got "
+                         f"delta={delta}, samples={samples}")
     params = dict(model.named_parameters())
     gen = seeded_generator(seed, x.device)
-    base = float(LOSS(model(x), y))
+    base = float(loss_fn(model(x), y))
     total = 0.0
     for _ in range(samples):
         moved = {k: v + delta * torch.randn(v.shape, generator=gen, dtype=v.dtype,
                                             device=v.device) for k, v in params.items()}
-        total += float(LOSS(functional_call(model, moved, (x,)), y))
+        total += float(loss_fn(functional_call(model, moved, (x,)), y))
     return total / samples - base
 
 
