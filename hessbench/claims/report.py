@@ -175,10 +175,21 @@ FIGURE_DPI = 120
 
 
 def _records(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The figure function's records of ``items``: one per grid point and seed."""
+    """The figure function's records of ``items``: one per grid point and seed, with the
+    metrics the item's test reads (``tested_metrics``, see :func:`tested_metrics`)."""
     return [{"point": it["point"], "params": it["params"], "seed": rec["seed"],
-             "metrics": rec["metrics"], "figure_data": rec["figure_data"]}
+             "metrics": rec["metrics"], "figure_data": rec["figure_data"],
+             "tested_metrics": tested_metrics(it)}
             for it in items for rec in it["records"]]
+
+
+def tested_metrics(item: Mapping[str, Any]) -> list[str]:
+    """The metrics an item's verdict rests on, sorted: those of every expectation of a
+    claim item, of the ``expect_fail`` expectations of a control item (so a figure can
+    mark which of several reported quantities the claim asserts)."""
+    return sorted({m for v in item["verdicts"]
+                   if item["kind"] == "claim" or v["name"] in item["expect_fail"]
+                   for m in v["metrics"]})
 
 
 def _panels(claim: Mapping[str, Any], items: Sequence[Mapping[str, Any]]

@@ -79,13 +79,23 @@ def top_eigenvalues(op: hb.CurvatureOperator, top_m: int, method: str, tol: floa
 MARKERS = {"gap": ("v", "tab:red"), "ratio": ("o", "tab:green"), "elbow": ("s", "tab:purple")}
 
 
+def tested_counters(records: list[dict[str, Any]]) -> list[str]:
+    """The counting methods whose count the claim tests (``n_outliers_<method>`` among the
+    records' ``tested_metrics``), in :data:`METHODS` order."""
+    tested = {m for rec in records for m in rec.get("tested_metrics", ())}
+    return [m for m in METHODS if f"n_outliers_{m}" in tested]
+
+
 def plot_outliers(records: list[dict[str, Any]]) -> Any:
     """Sagun et al. Fig. 2: top 2k + 10 ordered eigenvalues per k (rank on x, value on y;
     more when a count reaches beyond them),
     one line per (optimizer, seed) (solid SGD, dashed GD), each method's count marked at
-    the last rank it counts as an outlier; the dotted line separates ranks k and k + 1."""
+    the last rank it counts as an outlier; the dotted line separates ranks k and k + 1.
+    The count the claim tests (:func:`tested_counters`) is drawn filled and larger and
+    named in the legend and the title ("tested"); the others are hollow ("reported")."""
     from matplotlib.figure import Figure
 
+    tested = tested_counters(records)
     ks = sorted({rec["figure_data"]["k"] for rec in records})
     fig = Figure(figsize=(3.4 * len(ks), 3.2), layout="constrained")
     axes = fig.subplots(1, len(ks), squeeze=False)[0]
@@ -100,22 +110,32 @@ def plot_outliers(records: list[dict[str, Any]]) -> Any:
             ax.plot(ranks, values, style, lw=0.8, color="0.4", alpha=0.8)
             for method, count in fd["counts"].items():
                 marker, color = MARKERS[method]
-                ax.plot(count, values[count - 1], marker, color=color, ms=5, mfc="none")
+                ax.plot(count, values[count - 1], marker, color=color,
+                        **_counter_style(method in tested))
         ax.axvline(k + 0.5, color="k", ls=":", lw=0.8)
         ax.set_yscale("log", nonpositive="mask")
         ax.set_title(f"k = {k}")
         ax.set_xlabel("rank")
     axes[0].set_ylabel("Hessian eigenvalue")
-    handles = [axes[0].plot([], [], m, color=c, mfc="none", label=f"count ({name})")[0]
+    handles = [axes[0].plot([], [], m, color=c, **_counter_style(name in tested),
+                            label=f"count ({name}): {'TESTED' if name in tested else 'reported'}"
+                            )[0]
                for name, (m, c) in MARKERS.items()]
     handles += [axes[0].plot([], [], "-", color="0.4", label="SGD")[0],
                 axes[0].plot([], [], "--", color="0.4", label="GD")[0],
                 axes[0].plot([], [], ":", color="k", lw=0.8, label="k | k + 1")[0]]
     axes[-1].legend(handles=handles, fontsize=7, loc="upper right")
     activation = records[0]["params"].get("activation", "relu") if records else "relu"
-    fig.suptitle(f"Sagun et al. Fig. 2: ordered top Hessian eigenvalues ({activation})",
-                 fontsize=9)
+    counted = (f"; tested: the {' and '.join(tested)} count" if tested
+               else "; no count tested")
+    fig.suptitle(f"Sagun et al. Fig. 2: ordered top Hessian eigenvalues ({activation})"
+                 f"{counted}", fontsize=9)
     return fig
+
+
+def _counter_style(tested: bool) -> dict[str, Any]:
+    """A tested count filled and larger, a reported one hollow."""
+    return {"ms": 8, "mew": 1.5} if tested else {"ms": 5, "mfc": "none"}
 
 
 @experiment("sagun_outliers", figure=plot_outliers, metrics=METRICS, defaults=DEFAULTS)

@@ -227,6 +227,17 @@ def test_figure_panel_of_a_claim_that_does_not_replicate_is_stamped(claims_dir: 
     assert titles[1] == "control falling: expectations failed as predicted"
 
 
+def test_figure_records_name_the_tested_metrics(claims_dir: Path) -> None:
+    """A claim panel's records name every expectation's metrics, a control panel's those
+    of its expect_fail expectations only."""
+    session = run_all(write_claim(claims_dir, body=SLOPE_POSITIVE + SLOPE_BAD.replace(
+        "slope_hat", "intercept_hat"), no_control=None, controls=CONTROL_FALLING))
+    items = [r.to_dict() for r in session.results]
+    panels = report_mod._panels(session.results[0].claim.to_dict("smoke"), items)
+    assert [sorted({tuple(r["tested_metrics"]) for r in recs}) for _, recs in panels] == [
+        [("intercept_hat", "slope_hat")], [("slope_hat",)]]
+
+
 @pytest.mark.parametrize("value, match", [
     ('{ note = "x", points = ["slope=9.0"] }', r"unknown grid point\(s\) \['slope=9.0'\]"),
     ('{ note = "x" }', "exactly the keys 'note' and 'points'"),

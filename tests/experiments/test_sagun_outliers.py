@@ -124,3 +124,41 @@ def test_claim_files_load_and_declare_the_counting(name):
         "n_outliers_gap", "n_outliers_ratio", "n_outliers_elbow"}]
     assert [list(e.metric_names) for e in declared] == [[counter]]
     assert [c.name for c in claim.controls] == (["relu"] if tanh else ["tanh"])
+
+
+def fake_record(k: int, tested: list[str], seed: int = 0) -> dict:
+    values = sorted(np.geomspace(1e-3, 1.0, 2 * k + 12).tolist(), reverse=True)
+    return {"point": f"k={k}", "params": {"k": k, "optimizer": "gd"}, "seed": seed,
+            "metrics": {}, "tested_metrics": tested,
+            "figure_data": {"k": k, "eigenvalues": values,
+                            "counts": {"gap": k, "ratio": k + 1, "elbow": 2}}}
+
+
+@pytest.mark.parametrize("name, counter", [("sagun-outliers", "gap"),
+                                           ("sagun-outliers-tanh", "ratio")])
+def test_figure_marks_the_count_the_claim_tests(name, counter):
+    """The engine hands the figure the metrics the claim asserts; the tested count is
+    filled and named in the legend and the title, the others are hollow, "reported"."""
+    from hessbench.claims.report import tested_metrics
+
+    claim = load_claim(CLAIMS / f"{name}.toml")
+    item = {"kind": "claim", "expect_fail": [],
+            "verdicts": [{"name": e.name, "metrics": list(e.metric_names)}
+                         for e in claim.expectations]}
+    fig = plot_outliers([fake_record(3, tested_metrics(item)),
+                         fake_record(5, tested_metrics(item))])
+    assert isinstance(fig, Figure)
+    assert fig._suptitle.get_text().endswith(f"; tested: the {counter} count")
+    legend = fig.axes[-1].get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert f"count ({counter}): TESTED" in labels
+    others = [m for m in ("gap", "ratio", "elbow") if m != counter]
+    assert all(f"count ({m}): reported" in labels for m in others)
+    faces = {line.get_label(): line.get_markerfacecolor() for line in legend.get_lines()}
+    assert faces[f"count ({counter}): TESTED"] != "none"
+    assert all(faces[f"count ({m}): reported"] == "none" for m in others)
+
+
+def test_figure_without_a_tested_count_says_so():
+    fig = plot_outliers([fake_record(3, ["train_accuracy"])])
+    assert fig._suptitle.get_text().endswith("; no count tested")
