@@ -67,3 +67,43 @@ def test_tied_weights_are_one_parameter(keep_graph):
     H = reference_hessian(model, nn.CrossEntropyLoss(), x, y)
     assert op.num_params == 9 + 3 + 3
     assert rel_err(op.dense(), H) <= 1e-10
+
+
+class _Uncopyable(nn.Module):
+    """A model deepcopy refuses (it holds a lock)."""
+
+    def __init__(self):
+        super().__init__()
+        import threading
+
+        self.lin = nn.Linear(3, 2).double()
+        self.lock = threading.Lock()
+
+    def forward(self, x):
+        return torch.tanh(self.lin(x))
+
+
+def test_a_model_that_cannot_be_copied_goes_through_functional_call():
+    gen = torch.Generator().manual_seed(8)
+    x, y = torch.randn(6, 3, generator=gen, dtype=F64), torch.randint(0, 2, (6,), generator=gen)
+    model = _Uncopyable()
+    prob = Problem(model, nn.CrossEntropyLoss(), (x, y))
+    prob.leaf_outputs(x)
+    assert prob._copy is False
+    op = hb.hessian(model, nn.CrossEntropyLoss(), [(x[:3], y[:3]), (x[3:], y[3:])])
+    assert rel_err(op.dense(), reference_hessian(model, nn.CrossEntropyLoss(), x, y)) <= 1e-10
+
+
+def test_the_leaf_copy_follows_the_mode_policy():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 2)).double()
+    x, y = torch.randn(10, 3, dtype=F64), torch.randint(0, 2, (10,))
+    for mode in ("eval", "train"):
+        model.train(mode == "train")
+        H = reference_hessian(model, nn.CrossEntropyLoss(), x, y)  # (updates running stats)
+        model.train()
+        op = hb.hessian(model, nn.CrossEntropyLoss(), [(x, y)], mode=mode, keep_graph=False)
+        stats = model[1].running_mean.clone()
+        v = torch.ones(op.num_params, dtype=F64)
+        assert rel_err(op.matvec(v), H @ v) <= 1e-10
+        assert torch.equal(model[1].running_mean, stats) and model.training
