@@ -19,7 +19,8 @@ paper is silent or the data differ):
    Sigma_iso = Tr(Sigma_sgd)/D I, and Fig. 5 (middle)'s a = u_1^T Sigma u_1 Tr H /
    (lambda_1 Tr Sigma).
 4. From theta*, each dynamic of ``arms`` runs ``steps`` iterations with lr ``lr``:
-   GD and SGD (batch ``batch_size``) by :func:`hessbench.training.train`, the GLD kinds
+   GD and SGD (batch ``batch_size``, drawn without replacement within an epoch, so its
+   noise is (N - b)/(N - 1) of Eq. 5's) by :func:`hessbench.training.train`, the GLD kinds
    as theta <- theta - lr grad L + lr eps (Eq. 7), eps from
    :mod:`~hessbench.experiments.zhu_lowrank_noise`; the noise structure (Tr Sigma_sgd,
    its diagonal or top-k, the Hessian's top-k) is re-estimated every ``refresh_every``
