@@ -140,3 +140,58 @@ def test_experiments_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "did you mean example_line?" in out
     assert cli(capsys, "experiments")[0] == 2
 
+
+
+def test_bare_pytest_at_the_root_runs_the_tests_not_the_claims(
+        pytester: pytest.Pytester) -> None:
+    """The project's own [tool.pytest.ini_options] (testpaths), on a tree with both."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    ini = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert "markers" not in ini   # registered once, by the plugin
+    pytester.makeini("[pytest]\ntestpaths = " + " ".join(ini["testpaths"]) + "\n")
+    write_claim(pytester.path / "claims", "demo")
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_unit.py").write_text("def test_one():\n    pass\n")
+    res = run_pytest(pytester, "--collect-only", "-q")
+    assert "tests/test_unit.py::test_one" in res.stdout.str()
+    assert "demo" not in res.stdout.str()
+    run_pytest(pytester, "claims", "--collect-only", "-q").stdout.fnmatch_lines(
+        ["claims/demo.toml::demo[[]slope=1.0[]]"])
+
+
+def test_markers_are_registered_once(pytester: pytest.Pytester) -> None:
+    res = run_pytest(pytester, "--markers")
+    for marker in ("claim", "gpu", "slow"):
+        assert sum(line.startswith(f"@pytest.mark.{marker}:")
+                   for line in res.stdout.lines) == 1, marker
+    pytester.makepyfile("import pytest\n\n\n@pytest.mark.gpu\n@pytest.mark.slow\n"
+                        "def test_marked():\n    pass\n")
+    run_pytest(pytester, "--strict-markers").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_columns_sets_the_width_of_a_log(claims_dir: Path, tmp_path: Path, columns: int,
+                                         capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch,
+                                         pytester: pytest.Pytester) -> None:
+    """Piped output (no terminal) is COLUMNS wide: nothing wider, and the failure table
+    unfolded when there is room; an item id is never broken."""
+    from claims_engine_helpers import SLOPE_BAD
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    long_id = "a-claim-id-long-enough-to-need-its-own-line"
+    write_claim(claims_dir, long_id, body=SLOPE_BAD)
+    code, out = cli(capsys, "claims", "run", "--claims-dir", str(claims_dir), "--device",
+                    "cpu", "--out", str(tmp_path / "r"))
+    write_claim(pytester.path / "claims", long_id, body=SLOPE_BAD)
+    res = run_pytest(pytester, "claims", "--device", "cpu", "--claims-out", "out")
+    summary = res.stdout.str().split("hessbench claims (profile")[1].split("short test")[0]
+    for text in (out, summary):
+        lines = text.splitlines()   # a path is not broken either: the report's line aside
+        assert max(len(line.rstrip()) for line in lines if "report: " not in line) <= columns
+        assert f"{long_id}[slope=1.0]" in [line.strip() for line in lines]
+        unfolded = [line for line in lines if "[FAIL] slope is 10: 0.9957, 0.9855" in line
+                    and "10 ± 0.5 (all 2 seeds)" in line]
+        assert len(unfolded) == (1 if columns == 200 else 0)
