@@ -27,7 +27,7 @@ from hessbench.bench.workloads import Workload
 from hessbench.utils import seeded_generator
 
 __all__ = ["Implementation", "Hessbench", "hvp_fn", "eigsh_top", "trace_hutchpp",
-           "density_slq"]
+           "density_slq", "global_seeded", "random_block"]
 
 H = TypeVar("H")
 Call = Callable[[], object]
@@ -77,10 +77,29 @@ class Implementation(ABC, Generic[H]):
         raise self._lacks("exact spectrum")
 
 
+def global_seeded(fn: Callable[[], object], seed: int, device: torch.device) -> Call:
+    """``fn`` as a closure that seeds torch's *global* RNG with ``seed`` on every call (for
+    peers that draw their probes from it) and restores the caller's RNG state after."""
+    devices = [device] if device.type == "cuda" else []
+
+    def call() -> object:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            return fn()
+
+    return call
+
+
+def random_block(n: int, block: int, dtype: torch.dtype, device: torch.device,
+                 seed: int = 0) -> torch.Tensor:
+    """The fixed random (n, block) block every implementation's products are timed on."""
+    V = torch.randn(n, block, generator=seeded_generator(seed), dtype=dtype)
+    return V.to(device)
+
+
 def hvp_fn(op: hb.CurvatureOperator, block: int = 1, seed: int = 0) -> Call:
     """One product with a fixed random block of ``block`` vectors (``block=1``: matvec)."""
-    V = torch.randn(op.num_params, block, generator=seeded_generator(seed), dtype=op.dtype)
-    V = V.to(op.device)
+    V = random_block(op.num_params, block, op.dtype, op.device, seed)
     if block == 1:
         v = V[:, 0]
         return lambda: op.matvec(v)

@@ -1,6 +1,8 @@
 """Peer libraries on hessbench's workloads, as :class:`~hessbench.bench.impls.Implementation`
-adapters; :data:`IMPLEMENTATIONS` lists hessbench first, then every peer. A further peer
-(curvlinops, hessian-eigenthings) is one more adapter class and one more entry.
+adapters; :data:`IMPLEMENTATIONS` lists hessbench first, then every peer: PyHessian here,
+curvlinops (:mod:`~hessbench.bench.peer_curvlinops`) and hessian-eigenthings
+(:mod:`~hessbench.bench.peer_eigenthings`), the last two optional (``pip install
+hessbench[peers]``).
 
 **PyHessian** (Yao et al. 2020, "PyHessian: Neural networks through the lens of the
 Hessian"; ``pyhessian`` on PyPI). Its ``hessian`` class calls ``hessian_vector_product``
@@ -25,7 +27,9 @@ from typing import Any
 
 import torch
 
-from hessbench.bench.impls import Call, Hessbench, Implementation
+from hessbench.bench.impls import Call, Hessbench, Implementation, global_seeded
+from hessbench.bench.peer_curvlinops import Curvlinops
+from hessbench.bench.peer_eigenthings import HessianEigenthings
 from hessbench.bench.workloads import Workload
 
 __all__ = ["IMPLEMENTATIONS", "PyHessian", "HVPCounter", "count_hvps", "PyHessianRun",
@@ -94,14 +98,7 @@ def pyhessian_hessian(w: Workload, batch_size: int | None = None, loader: bool =
 def seeded_call(h: Any, method: str, seed: int, **kwargs: Any) -> Call:
     """``h.<method>(**kwargs)`` as a closure that seeds PyHessian's global-RNG draws with
     ``seed`` on every call and restores the caller's RNG state afterwards."""
-    devices = [h.params[0].device] if h.device == "cuda" else []
-
-    def call() -> object:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            return getattr(h, method)(**kwargs)
-
-    return call
+    return global_seeded(lambda: getattr(h, method)(**kwargs), seed, h.params[0].device)
 
 
 def _run(w: Workload, method: str, seed: int, batch_size: int | None,
@@ -188,5 +185,8 @@ class PyHessian(Implementation[Any]):
         return seeded_call(h, "density", 0, iter=100, n_v=1)
 
 
-IMPLEMENTATIONS: dict[str, type[Implementation]] = {"hessbench": Hessbench,
-                                                    "pyhessian": PyHessian}
+IMPLEMENTATIONS: dict[str, type[Implementation]] = {
+    "hessbench": Hessbench, "pyhessian": PyHessian, "curvlinops": Curvlinops,
+    "eigenthings": HessianEigenthings}
+"""hessbench, then the peers; a peer that is not installed is skipped with a message
+(:meth:`Implementation.available`)."""

@@ -365,7 +365,8 @@ def test_asv_operation_suites_compare_every_implementation(monkeypatch):
                                              "Density", "ExactSpectrum"}
     for c in classes:
         assert c.param_names[:2] == ["impl", "workload"]
-        assert c.params[0] == list(IMPLEMENTATIONS) == ["hessbench", "pyhessian"]
+        assert c.params[0] == list(IMPLEMENTATIONS) == ["hessbench", "pyhessian", "curvlinops",
+                                                        "eigenthings"]
         assert len(c.params) == len(c.param_names)
 
 
@@ -374,9 +375,12 @@ def test_missing_operations_and_implementations_skip(monkeypatch):
     for operation in (lambda p: p.hvp_block(None, 4), lambda p: p.spectrum(None)):
         with pytest.raises(NotImplementedError, match="pyhessian has no"):
             operation(PyHessian())
-    monkeypatch.setattr(PyHessian, "requires", "no_such_module_for_hessbench")
-    with pytest.raises(NotImplementedError, match="not installed"):
-        common.implementation("pyhessian")
+    for name in IMPLEMENTATIONS:
+        if name == "hessbench":
+            continue
+        monkeypatch.setattr(IMPLEMENTATIONS[name], "requires", "no_such_module_for_hessbench")
+        with pytest.raises(NotImplementedError, match="not installed"):
+            common.implementation(name)
 
 
 # ------------------------------------------------------------------ streamed and precision targets
