@@ -4,7 +4,9 @@ One module per experiment, named as the experiment it registers
 (``hessbench/experiments/<name>.py`` registers ``<name>``, the name claim files give as
 ``experiment = "<name>"``). Besides them: ``registry`` (the registry and
 :class:`~hessbench.experiments.registry.Measurement`) and ``valley_sgd`` (the valley-toy
-dynamics the two ``wei_schwab_trace_*`` toy experiments share), which register nothing.
+dynamics the two ``wei_schwab_trace_*`` toy experiments share), ``zhu_lowrank_noise`` (the
+Table 1 noises of Zhu et al. as low-rank factors) and ``zhu_escape_figure`` (the figure of
+``zhu_sharp_minimum_escape``), which register nothing.
 
 Add one line per experiment module (keep the list sorted):
 ``from hessbench.experiments import <module>  # noqa: F401``
