@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["measured_miss", "beside_note"]
+__all__ = ["MEASURED", "NOTE", "measured_miss", "beside_note"]
+
+#: The labels of the two: this run's figures, and the note's.
+MEASURED, NOTE = "measured in this run", "note (as recorded in the claim file)"
 
 
 def measured_miss(verdicts: Sequence[Mapping[str, Any]]) -> str | None:
@@ -26,5 +29,4 @@ def measured_miss(verdicts: Sequence[Mapping[str, Any]]) -> str | None:
 
 def beside_note(note: str, measured: str | None) -> str:
     """The note and this run's miss in one line, each labelled, the live figures first."""
-    live = measured or "every expectation holds"
-    return f"measured in this run: {live} || note (as recorded in the claim file): {note}"
+    return f"{MEASURED}: {measured or 'every expectation holds'} || {NOTE}: {note}"

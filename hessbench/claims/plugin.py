@@ -312,7 +312,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
         return
     if state.session is None or not state.session.results:
         return
-    from hessbench.claims.table import compact_table, detail_table, to_text
+    from hessbench.claims.table import compact_table, detail_table, known_failure_notes, to_text
 
     ses = state.session
     terminalreporter.write_sep("=", f"hessbench claims (profile {ses.profile}, "
@@ -320,9 +320,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
     items = [r.to_dict() for r in ses.results]
     width = _table_width(config)
     terminalreporter.write_line(to_text(compact_table(items), width))
-    detail = detail_table(items, verbose=config.option.verbose > 0)
-    if detail is not None:
-        terminalreporter.write_line(to_text(detail, width))
+    verbose = config.option.verbose > 0
+    for extra in (detail_table(items, verbose), verbose and known_failure_notes(items)):
+        if extra:
+            terminalreporter.write_line(to_text(extra, width))
     terminalreporter.write_line(ses.summary_line())
     out = config.getoption("hessbench_claims_out")
     if out and state.out_dir is not None and state.out_dir != Path(out).resolve():

@@ -17,8 +17,8 @@ from rich.text import Text
 
 from hessbench.claims.status import Status
 
-__all__ = ["compact_table", "detail_table", "summary_table", "expectation_table", "to_text",
-           "needs_detail"]
+__all__ = ["compact_table", "detail_table", "known_failure_notes", "summary_table",
+           "expectation_table", "to_text", "needs_detail"]
 
 
 def _last_line(text: str | None) -> str:
@@ -87,6 +87,21 @@ def compact_table(items: Sequence[dict[str, Any]]) -> Group:
                                f" · {it['seconds']:.1f} s · {_tightest(it)}")
         lines += [head, Padding(detail, (0, 0, 0, 2), expand=False)]
     return Group(*lines)
+
+
+def known_failure_notes(items: Sequence[dict[str, Any]]) -> Group | None:
+    """For each item covered by a known-failure note: its id, this run's miss and the note
+    (each labelled, :mod:`hessbench.claims.known`); ``None`` when no item is covered."""
+    from hessbench.claims.known import MEASURED, NOTE
+
+    lines: list[RenderableType] = []
+    for it in (it for it in items if it.get("known_failure")):
+        measured = it.get("known_failure_measured") or "every expectation holds"
+        lines += [Text(it["item"], no_wrap=True, overflow="ignore"),
+                  Padding(Text(f"{MEASURED}: {measured}"), (0, 0, 0, 2), expand=False),
+                  Padding(Text(f"{NOTE}: {it['known_failure']}"), (0, 0, 0, 2), expand=False)]
+    return Group(Text("known failures: this run beside the note", style="bold"), *lines) \
+        if lines else None
 
 
 def summary_table(items: Sequence[dict[str, Any]], title: str | None = None) -> Table:

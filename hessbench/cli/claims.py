@@ -94,14 +94,15 @@ def _list(args: argparse.Namespace) -> int:
 
 def print_tables(console: Any, items: list[dict[str, Any]], title: str, verbose: bool) -> None:
     """One line per item, then the full table of every item (``verbose``) or of those
-    that failed, errored or passed against a known-failure note."""
-    from hessbench.claims.table import compact_table, detail_table
+    that failed, errored or passed against a known-failure note; with ``verbose`` also
+    each known failure's miss beside its note."""
+    from hessbench.claims.table import compact_table, detail_table, known_failure_notes
 
     console.print(title, soft_wrap=True, style="bold")
     console.print(compact_table(items), crop=False)
-    detail = detail_table(items, verbose)
-    if detail is not None:
-        console.print(detail)
+    for extra in (detail_table(items, verbose), verbose and known_failure_notes(items)):
+        if extra:
+            console.print(extra, crop=False)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -195,3 +195,22 @@ def test_columns_sets_the_width_of_a_log(claims_dir: Path, tmp_path: Path, colum
         unfolded = [line for line in lines if "[FAIL] slope is 10: 0.9957, 0.9855" in line
                     and "10 ± 0.5 (all 2 seeds)" in line]
         assert len(unfolded) == (1 if columns == 200 else 0)
+
+
+def test_run_v_shows_each_known_failure_beside_its_note(claims_dir: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    from claims_engine_helpers import SLOPE_BAD
+
+    write_claim(claims_dir, "known", body=SLOPE_BAD, sections='[params]\nnoise = 0.01\n'
+                'slope = 1.0\n\n[profiles.smoke]\nknown_failure = "misses 10, for the test"\n')
+    args = ("claims", "run", "--claims-dir", str(claims_dir), "--device", "cpu")
+    code, out = cli(capsys, *args, "--out", str(tmp_path / "a"))
+    assert code == 0 and "  KNOWN FAILURE · " in out and "misses 10" not in out
+    code, out = cli(capsys, *args, "-v", "--out", str(tmp_path / "b"))
+    lines = out.splitlines()
+    start = lines.index("known failures: this run beside the note")
+    assert lines[start + 1:start + 4] == [
+        "known", "  measured in this run: slope is 10: measured 0.9957, 0.9855; expected "
+        "10 ± 0.5 (all 2 seeds)", "  note (as recorded in the claim file): misses 10, for the "
+        "test"]

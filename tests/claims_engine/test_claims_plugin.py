@@ -196,6 +196,10 @@ def test_known_failure_is_one_word_with_its_measured_miss_beside_the_note(
     res.stdout.fnmatch_lines([
         "*known.toml::known KNOWN FAILURE*",
         "  KNOWN FAILURE · * · slope is 10: 0.9957, 0.9855",
+        "known failures: this run beside the note",   # with -v
+        "known",
+        f"  measured in this run: {live}",
+        f"  note (as recorded in the claim file): {note}",
         "1 claim item (0 controls): 0 pass, 0 fail, 0 error, 1 known failure",
         f"KNOWN FAILURE *known failure at profile smoke: measured in this run: {live} || "
         f"note (as recorded in the claim file): {note}",
