@@ -1,6 +1,7 @@
 """The k largest Hessian eigenvalues on the fixed workloads: ``hb.eigsh`` (thick-restart
-Lanczos, residual tolerance 1e-6) and PyHessian's ``eigenvalues(top_n=k)`` (deflated
-power iteration, stopping on an eigenvalue change < 1e-3)."""
+Lanczos, residual tolerance 1e-6), PyHessian's ``eigenvalues(top_n=k)`` (deflated power
+iteration, stopping on an eigenvalue change < 1e-3), ARPACK on curvlinops' operator and
+hessian-eigenthings' Lanczos (when installed)."""
 from __future__ import annotations
 
 from hessbench.bench.specs import TOP_K
@@ -16,4 +17,9 @@ class TopEigenvalues(Solver):
     operation = "top_eigenvalues"
 
     def time_top_eigenvalues(self, *_: object) -> None:
+        self.run()
+
+    def peakmem_top_eigenvalues(self, *_: object) -> None:
+        """Peak memory (process RSS, asv's peakmem) of one top-k solve: on ResNet-18
+        (with ``HESSBENCH_BENCH_DEVICE=cuda``) hessbench's kept graph vs PyHessian's."""
         self.run()
