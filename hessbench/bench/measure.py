@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 import hessbench as hb
@@ -25,7 +26,7 @@ from hessbench.bench.figures import (Reference, density_w1, eig_error, exact_ref
                                      hutchinson_matvecs_for, hutchinson_rmse,
                                      hutchpp_matvecs_for, hutchpp_rmse)
 from hessbench.bench.impls import Call, Hessbench, density_slq, eigsh_top
-from hessbench.bench.peers import (PyHessian, PyHessianRun, pyhessian_density,
+from hessbench.bench.peers import (IMPLEMENTATIONS, PyHessian, PyHessianRun, pyhessian_density,
                                    pyhessian_eigenvalues, pyhessian_hessian, pyhessian_trace)
 from hessbench.bench.specs import (BLOCK, FLOAT32_TOL, HEAVY, HEAVY_BLOCK, STREAM_BATCHES,
                                    TIGHT_TOL, TOP_K, TRACE_BUDGET, TRACE_SEEDS)
@@ -33,7 +34,7 @@ from hessbench.bench.timing import time_call, time_ratio
 from hessbench.bench.workloads import Workload, get_workload, gradient_fn
 
 __all__ = ["run_meta", "measure_track", "measure_ratios", "CompareRow", "crash_note",
-           "compare_rows", "SolverTimings", "WorkloadTimings", "DeviceTimings",
+           "compare_rows", "COMPARE_SECTIONS", "SolverTimings", "WorkloadTimings", "DeviceTimings",
            "measure_table"]
 
 HB, PYH = Hessbench(), PyHessian()
@@ -218,15 +219,68 @@ def _trace_rows(w: Workload, ref: Reference, op64: hb.CurvatureOperator) -> list
     return rows
 
 
-def compare_rows(workload: str = "mlp", device: torch.device | str = "cpu") -> list[CompareRow]:
-    """Every comparison row on ``workload`` (its dense float64 Hessian must fit)."""
+def _peer_values(result: object) -> tuple[np.ndarray, bool | None]:
+    """(eigenvalues, converged flag or None) of a peer's top-k result."""
+    values = getattr(result, "eigenvalues", result)
+    converged = getattr(result, "converged", None)
+    values = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values
+    flag = None if converged is None else bool(torch.as_tensor(converged).all())
+    return np.asarray(values, dtype=np.float64), flag
+
+
+def _peer_rows(w: Workload, ref: Reference) -> list[CompareRow]:
+    """Top-5 and trace rows of the optional peers (curvlinops, hessian-eigenthings) at
+    their defaults, on the float32 workload; a 'not installed' row for an absent one."""
+    rows = []
+    for name in ("curvlinops", "eigenthings"):
+        cls = IMPLEMENTATIONS[name]
+        if not cls.available():
+            rows.append(CompareRow(f"{name}: skipped", note=f"not installed (no module "
+                                   f"{cls.requires!r}; pip install 'hessbench[peers]')"))
+            continue
+        impl = cls()
+        h = impl.prepare(w)
+        r, s = _timed(impl.top_eigenvalues(h, 5))
+        values, converged = _peer_values(r)
+        rows.append(CompareRow(f"{name} top-5 (float32)", eig_error(values[:1], ref),
+                               eig_error(values, ref), seconds=s,
+                               note=PEER_NOTES[name]["top"] + (
+                                   "" if converged in (None, True) else "; NOT converged")))
+        t, s = _timed(impl.trace(h))
+        value = float(getattr(t, "estimate", t))
+        rows.append(CompareRow(f"{name} trace (float32)",
+                               trace_err=abs(value - ref.trace) / abs(ref.trace), seconds=s,
+                               note=PEER_NOTES[name]["trace"]))
+    return rows
+
+
+PEER_NOTES = {
+    "curvlinops": {"top": "SciPy ARPACK eigsh on its to_scipy(), tol 1e-6",
+                   "trace": "its hutchpp_trace, 99 matvecs"},
+    "eigenthings": {"top": "its lanczos(which='LA', tol 1e-6)",
+                    "trace": "its hutch_plus_plus, 100 matvecs"},
+}
+COMPARE_SECTIONS = ("exact reference (dense float64 + eigvalsh)", "top eigenvalues",
+                    "trace", "density", "peers (curvlinops, hessian-eigenthings)")
+"""The sections of :func:`compare_rows`, in order (its ``progress`` counts them)."""
+
+
+def compare_rows(workload: str = "mlp", device: torch.device | str = "cpu",
+                 progress: Callable[[int, str], None] | None = None) -> list[CompareRow]:
+    """Every comparison row on ``workload`` (its dense float64 Hessian must fit);
+    ``progress(i, section)`` is called before each of :data:`COMPARE_SECTIONS`."""
+    step = progress or (lambda i, section: None)
     w = get_workload(workload, device)
     op64, op32 = w.hessian(dtype=torch.float64), w.hessian()
+    step(0, COMPARE_SECTIONS[0])
     ref = exact_reference(op64)
     rows = [CompareRow("exact: dense float64 + eigvalsh (reference)", 0.0, 0.0, 0.0, 0.0,
                        matvecs=op64.num_params, seconds=ref.seconds)]
+    step(1, COMPARE_SECTIONS[1])
     rows += _eig_rows(w, ref, op64, op32)
+    step(2, COMPARE_SECTIONS[2])
     rows += _trace_rows(w, ref, op64)
+    step(3, COMPARE_SECTIONS[3])
     d, s = _timed(HB.density(op64))
     rows.append(CompareRow("hessbench spectral_density, 8 probes x 80 steps",
                            density_err=density_w1(d, ref), matvecs=d.matvecs, seconds=s,
@@ -234,6 +288,8 @@ def compare_rows(workload: str = "mlp", device: torch.device | str = "cpu") -> l
     p = pyhessian_density(w)
     rows.append(CompareRow("PyHessian density(iter=100, n_v=1)", matvecs=p.hvps, seconds=p.seconds,
                            note=crash_note(p.error) if p.error else "ran"))
+    step(4, COMPARE_SECTIONS[4])
+    rows += _peer_rows(w, ref)
     return rows
 
 

@@ -1,8 +1,9 @@
 """``hessbench bench compare|gate|table``: the command line of the benchmark tooling
 (:mod:`hessbench.bench`).
 
-* ``compare`` -- hessbench vs PyHessian on one workload in one process: errors against
-  the exact spectrum, matvec counts, wall times.
+* ``compare`` -- hessbench vs its peers (PyHessian; curvlinops, hessian-eigenthings when
+  installed) on one workload in one process: errors against the exact spectrum, matvec
+  counts, wall times; progress per section, a 100-column table, the notes in a report.
 * ``gate``    -- the CI regression gate (:mod:`hessbench.bench.gate`); exit 1 on a worse
   deterministic figure or a same-run time ratio beyond its margin, 2 (before measuring)
   on a missing, corrupt or empty baseline; ``--update`` rewrites the baseline.
@@ -36,27 +37,63 @@ def _setup(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
 
+COMPARE_WIDTH = 100   # the terminal table's width; the notes go to the written report
+EXPECTED_COMPARE = "about 3.5 min on mlp (203 s measured, 2 cores at load 4)"
+
+
+def _narrow_console(width: int) -> Any:
+    """A rich console at most ``width`` columns wide (narrower on a narrower terminal)."""
+    import shutil
+
+    from rich.console import Console
+
+    return Console(highlight=False, width=min(width, shutil.get_terminal_size((width, 24)).columns))
+
+
 def _compare(args: argparse.Namespace) -> int:
+    import time
+
     from rich.markup import escape
     from rich.table import Table
 
-    from hessbench.bench.measure import compare_rows
+    from hessbench.bench.measure import COMPARE_SECTIONS, compare_rows
     from hessbench.bench.report import COMPARE_COLUMNS, compare_cells, compare_markdown
 
     _setup(args)
-    console = make_console()
-    rows = compare_rows(args.workload, args.device)
+    console = _narrow_console(COMPARE_WIDTH)
+    start = time.perf_counter()
+    total = len(COMPARE_SECTIONS)
+    console.print(f"comparing on {args.workload} ({args.device}) in {total} sections; "
+                  f"expected {EXPECTED_COMPARE} at 1 thread", soft_wrap=True)
+
+    def progress(i: int, section: str) -> None:
+        elapsed = time.perf_counter() - start
+        left = f", about {elapsed / i * (total - i):.0f} s left (extrapolated)" if i else ""
+        console.print(f"[{i + 1}/{total}] {section} (elapsed {elapsed:.0f} s{left})",
+                      soft_wrap=True)
+
+    rows = compare_rows(args.workload, args.device, progress=progress)
+    markdown = compare_markdown(rows)
     if args.markdown:
-        print(compare_markdown(rows))
+        print(markdown)
         return EXIT_OK
-    table = Table(title=f"hessbench vs PyHessian on {args.workload} ({args.device}); errors "
-                  "relative to the exact float64 spectrum", title_justify="left")
-    for col in COMPARE_COLUMNS:
-        table.add_column(col, overflow="fold",
-                         justify="left" if col in ("method", "note") else "right")
+    report = args.report or Path("results/bench") / f"compare-{args.workload}-" \
+        f"{time.strftime('%Y%m%d-%H%M%S')}.md"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(f"# hessbench bench compare: {args.workload} ({args.device})\n\n"
+                      f"{markdown}\n")
+    table = Table(title=f"{args.workload} ({args.device}): errors vs the exact float64 "
+                  "spectrum; notes in the report", title_justify="left")
+    shown = [c for c in COMPARE_COLUMNS if c != "note"]
+    for col in shown:
+        table.add_column(col, overflow="fold", max_width=34 if col == "method" else 9,
+                         justify="left" if col == "method" else "right")
     for r in rows:
-        table.add_row(*[escape(c) for c in compare_cells(r)])
+        table.add_row(*[escape(c) for c, col in zip(compare_cells(r), COMPARE_COLUMNS)
+                        if col != "note"])
     console.print(table)
+    console.print(f"notes and the full table: {report} ({time.perf_counter() - start:.0f} s)",
+                  soft_wrap=True)
     return EXIT_OK
 
 
@@ -172,10 +209,14 @@ def add_parser(subparsers: Any) -> None:
                        help="torch CPU threads (default: torch's choice)")
         return p
 
-    cmp = common(sub.add_parser("compare", help="hessbench vs PyHessian on one workload"))
+    cmp = common(sub.add_parser("compare", help="hessbench vs its peers on one workload"))
     cmp.add_argument("--workload", choices=("mlp", "mlp-init", "cnn"), default="mlp")
     cmp.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    cmp.add_argument("--markdown", action="store_true", help="print a markdown table")
+    cmp.add_argument("--markdown", action="store_true",
+                     help="print the full markdown table (with notes) instead")
+    cmp.add_argument("--report", type=Path, default=None, metavar="FILE",
+                     help="where to write the full table (default: "
+                     "results/bench/compare-<workload>-<time>.md)")
     cmp.set_defaults(handler=_compare)
 
     gate = common(sub.add_parser("gate", help="CI regression gate against a baseline"))

@@ -418,3 +418,25 @@ def test_streamed_ratios_cover_both_data_sources_against_the_same_data():
         "kept_list_hvp_over_batch_grads")}
     assert set(out) <= set(specs.RATIO)
     assert all(specs.RATIO[k].gated == k.endswith("pyhessian") for k in out)
+
+
+def test_cli_compare_prints_progress_fits_100_columns_and_writes_the_notes(
+        tmp_path, monkeypatch, capsys):
+    note = "a long note that would widen the terminal table " * 3
+
+    def fake_rows(workload, device, progress=None):
+        for i, section in enumerate(measure.COMPARE_SECTIONS):
+            progress(i, section)
+        return [CompareRow("hessbench eigsh k=5, tol 1e-6 (float64), a long method name",
+                           1e-13, 2e-13, matvecs=21, seconds=0.1, note=note)]
+
+    monkeypatch.setattr(measure, "compare_rows", fake_rows)
+    monkeypatch.setenv("COLUMNS", "160")
+    report = tmp_path / "cmp.md"
+    assert main(["bench", "compare", "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    total = len(measure.COMPARE_SECTIONS)
+    assert all(f"[{i + 1}/{total}] {s}" in out for i, s in enumerate(measure.COMPARE_SECTIONS))
+    assert "left (extrapolated)" in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert note.strip() not in out and note.strip() in report.read_text()

@@ -1,0 +1,89 @@
+"""Streamed and from-scratch HVP cost ratios on the MLP workload (4270 params, 10 x 100
+samples), each side timed interleaved in one process (hessbench.bench.timing.time_ratio;
+min and median of ``--repeats`` samples of >= 20 ms), 1 thread:
+
+* streamed HVP (a list / a DataLoader) / the 10 batch gradients on the same data source,
+  and / PyHessian's ``dataloader_hv_product`` on the same data;
+* plain double backward per batch (module forward, autograd) / the 10 batch gradients;
+* ``keep_graph=True`` on the list / the 10 batch gradients;
+* the from-scratch HVP on the whole set (``keep_graph=False``) / plain double backward.
+
+Run it against another source tree (before / after) with
+``PYTHONPATH=<tree> .venv/bin/python benchmarks/streamed_hvp.py``; ``keep_graph=True``
+rows are skipped where the tree refuses it for several batches.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import warnings
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import hessbench as hb
+from hessbench.bench.impls import hvp_fn
+from hessbench.bench.peers import pyhessian_hessian, pyhessian_hvp_fn
+from hessbench.bench.timing import time_ratio
+from hessbench.bench.workloads import get_workload
+from hessbench.problem import trainable_parameters
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    w = get_workload("mlp")
+    params = list(trainable_parameters(w.model).values())
+    listed = w.data(100)
+    loader = DataLoader(TensorDataset(w.inputs, w.targets), batch_size=100)
+    v = [torch.randn(p.shape, generator=torch.Generator().manual_seed(0)) for p in params]
+
+    def grads(data):
+        return lambda: [torch.autograd.grad(w.loss_fn(w.model(x), y), params) for x, y in data]
+
+    def double_backward(data):
+        def run():
+            for x, y in data:
+                g = torch.autograd.grad(w.loss_fn(w.model(x), y), params, create_graph=True)
+                torch.autograd.grad(g, params, v)
+        return run
+
+    from pyhessian import hessian
+    import copy
+    pyh_loader = hessian(copy.deepcopy(w.model), w.loss_fn, dataloader=loader, cuda=False)
+    cases = {
+        "list HVP / 10 batch gradients": (hvp_fn(hb.hessian(w.model, w.loss_fn, listed)),
+                                          grads(listed)),
+        "DataLoader HVP / 10 batch gradients (list)": (
+            hvp_fn(hb.hessian(w.model, w.loss_fn, loader)), grads(listed)),
+        "DataLoader HVP / 10 batch gradients (loader)": (
+            hvp_fn(hb.hessian(w.model, w.loss_fn, loader)), grads(loader)),
+        "PyHessian list / 10 batch gradients": (
+            pyhessian_hvp_fn(pyhessian_hessian(w, 100)), grads(listed)),
+        "double backward / 10 batch gradients": (double_backward(listed), grads(listed)),
+        "list HVP / PyHessian (list)": (hvp_fn(hb.hessian(w.model, w.loss_fn, listed)),
+                                        pyhessian_hvp_fn(pyhessian_hessian(w, 100))),
+        "DataLoader HVP / PyHessian (loader)": (
+            hvp_fn(hb.hessian(w.model, w.loss_fn, loader)), pyhessian_hvp_fn(pyh_loader)),
+        "from scratch, 1 batch of 1000 / double backward": (
+            hvp_fn(w.hessian(keep_graph=False)), double_backward([w.data()])),
+    }
+    try:
+        cases["keep_graph=True list / 10 batch gradients"] = (
+            hvp_fn(hb.hessian(w.model, w.loss_fn, listed, keep_graph=True)), grads(listed))
+    except ValueError:
+        pass
+    print(f"hessbench from {os.path.dirname(hb.__file__)}; load {os.getloadavg()[0]:.2f}")
+    for label, (num, den) in cases.items():
+        lo, a, b = time_ratio(num, den, repeats=args.repeats, stat="min")
+        med = a.median / b.median
+        print(f"{label:48s} min {lo:5.2f}  median {med:5.2f}  ({a.min * 1e3:.2f} / "
+              f"{b.min * 1e3:.2f} ms)")
+    print(f"load {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
