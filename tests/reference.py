@@ -32,3 +32,14 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     """||a - b|| / ||b|| (Frobenius), as a float (inputs detached)."""
     a, b = a.detach(), b.detach()
     return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
+
+
+def random_symmetric(n: int, seed: int, spectrum=None) -> torch.Tensor:
+    """A seeded random symmetric float64 matrix: (G + G^T) / 2 for Gaussian G, or, with
+    ``spectrum`` (length n) given, Q diag(spectrum) Q^T for a random orthogonal Q."""
+    gen = torch.Generator().manual_seed(seed)
+    if spectrum is None:
+        A = torch.randn(n, n, generator=gen, dtype=torch.float64)
+        return (A + A.T) / 2
+    Q = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64)).Q
+    return Q @ torch.diag(torch.as_tensor(spectrum, dtype=torch.float64)) @ Q.T

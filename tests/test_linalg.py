@@ -14,18 +14,9 @@ from torch import nn
 
 import hessbench as hb
 from hessbench.models import mlp
+from tests.reference import random_symmetric
 
 F64 = torch.float64
-
-
-def _sym(n: int, seed: int, spectrum: np.ndarray | None = None) -> torch.Tensor:
-    """Random symmetric matrix; with ``spectrum`` given, Q diag(spectrum) Q^T."""
-    gen = torch.Generator().manual_seed(seed)
-    if spectrum is None:
-        A = torch.randn(n, n, generator=gen, dtype=F64)
-        return (A + A.T) / 2
-    Q = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=F64)).Q
-    return Q @ torch.diag(torch.as_tensor(spectrum, dtype=F64)) @ Q.T
 
 
 def _expected(ev: np.ndarray, k: int, which: str) -> np.ndarray:
@@ -40,7 +31,7 @@ def _expected(ev: np.ndarray, k: int, which: str) -> np.ndarray:
 @pytest.mark.parametrize("which", ["LA", "SA", "BE"])
 @pytest.mark.parametrize("n,k", [(6, 3), (80, 5), (300, 10)])
 def test_eigsh_matches_eigvalsh_on_dense(n, k, which):
-    A = _sym(n, seed=n)
+    A = random_symmetric(n, seed=n)
     ev = torch.linalg.eigvalsh(A).numpy()
     r = hb.eigsh(A, k=k, which=which, tol=1e-10)
     assert r.converged
@@ -65,7 +56,7 @@ def test_eigsh_on_a_hessian_operator_matches_dense():
 
 def test_eigsh_restarts_with_a_small_basis():
     spec = np.concatenate([[10.0, 9.0, 8.5, 8.0, 7.9], np.linspace(0, 5, 495)])
-    A = _sym(500, seed=1, spectrum=spec)
+    A = random_symmetric(500, seed=1, spectrum=spec)
     r = hb.eigsh(A, k=5, tol=1e-9, basis_size=15)
     assert r.converged and r.matvecs > 15
     assert np.allclose(r.values, spec[:5], rtol=1e-8)
@@ -77,7 +68,7 @@ def test_eigsh_finds_multiple_eigenvalues_of_identity():
 
 
 def test_eigsh_reports_non_convergence():
-    A = _sym(400, seed=2, spectrum=np.linspace(1, 1.001, 400))   # no gap: hard
+    A = random_symmetric(400, seed=2, spectrum=np.linspace(1, 1.001, 400))   # no gap: hard
     with pytest.warns(hb.ConvergenceWarning, match="not converged"):
         r = hb.eigsh(A, k=5, tol=1e-12, max_matvecs=40)
     assert not r.converged and r.matvecs <= 40
@@ -89,7 +80,7 @@ def test_eigsh_reports_non_convergence():
 
 
 def test_eigsh_bad_arguments():
-    A = _sym(5, 0)
+    A = random_symmetric(5, 0)
     with pytest.raises(ValueError, match="k must be"):
         hb.eigsh(A, k=5)
     with pytest.raises(ValueError, match="k must be"):
@@ -103,7 +94,7 @@ def test_eigsh_bad_arguments():
 
 
 def test_eigsh_same_seed_same_result():
-    A = _sym(100, 3)
+    A = random_symmetric(100, 3)
     a, b = hb.eigsh(A, k=3, seed=7), hb.eigsh(A, k=3, seed=7)
     assert np.array_equal(a.values, b.values) and a.matvecs == b.matvecs
 
@@ -111,7 +102,7 @@ def test_eigsh_same_seed_same_result():
 @given(n=st.integers(8, 40), seed=st.integers(0, 10_000), shift=st.floats(-5, 5),
        k=st.integers(1, 3))
 def test_property_eigen_relations(n, seed, shift, k):
-    A = _sym(n, seed)
+    A = random_symmetric(n, seed)
     r = hb.eigsh(A, k=k, tol=1e-10)
     # eigen-relation and the Ritz values bound every Rayleigh quotient from above
     assert float(torch.linalg.vector_norm(A @ r.vectors - r.vectors * torch.as_tensor(r.values))) \
@@ -128,7 +119,7 @@ def test_property_eigen_relations(n, seed, shift, k):
 
 def test_power_iteration_parity_and_honest_residuals():
     spec = np.concatenate([[5.0, 3.0], np.linspace(0, 1, 98)])
-    A = _sym(100, seed=4, spectrum=spec)
+    A = random_symmetric(100, seed=4, spectrum=spec)
     tight = hb.power_iteration(A, k=1, tol=1e-10, max_iter=500, criterion="residual")
     assert tight.converged and tight.residuals[0] <= 5e-10
     assert math.isclose(tight.values[0], 5.0, rel_tol=1e-12)
@@ -149,7 +140,7 @@ SPEC = np.concatenate([np.geomspace(100, 5, 10), np.linspace(0.0, 1.0, 190)])
 def test_trace_estimators_are_unbiased(method):
     """Mean of 200 independent estimates (fixed seeds) is within 4 standard errors of
     tr(A): a 99.99% two-sided z-interval, so this fails only for a real bias."""
-    A = _sym(200, seed=5, spectrum=SPEC)
+    A = random_symmetric(200, seed=5, spectrum=SPEC)
     est = np.array([hb.trace(A, method=method, num_matvecs=30, seed=s).value for s in range(200)])
     assert abs(est.mean() - SPEC.sum()) <= 4 * est.std(ddof=1) / math.sqrt(len(est))
 
@@ -158,21 +149,21 @@ def test_trace_estimators_are_unbiased(method):
 def test_trace_stderr_matches_spread_over_seeds(method):
     """The reported stderr tracks the true spread: median over seeds within a factor 1.5
     of the empirical standard deviation of the estimates."""
-    A = _sym(200, seed=6, spectrum=SPEC)
+    A = random_symmetric(200, seed=6, spectrum=SPEC)
     res = [hb.trace(A, method=method, num_matvecs=60, seed=s) for s in range(100)]
     spread = np.std([r.value for r in res], ddof=1)
     assert 1 / 1.5 <= np.median([r.stderr for r in res]) / spread <= 1.5
 
 
 def test_hutchpp_beats_hutchinson_with_outliers():
-    A = _sym(200, seed=7, spectrum=SPEC)
+    A = random_symmetric(200, seed=7, spectrum=SPEC)
     err = {m: np.median([abs(hb.trace(A, method=m, num_matvecs=60, seed=s).value - SPEC.sum())
                          for s in range(50)]) for m in ("hutchinson", "hutch++")}
     assert err["hutch++"] < err["hutchinson"] / 3
 
 
 def test_trace_target_error_and_budget():
-    A = _sym(200, seed=8, spectrum=SPEC)
+    A = random_symmetric(200, seed=8, spectrum=SPEC)
     r = hb.trace(A, method="hutchinson", num_matvecs=2000, target_rel_error=0.05, seed=0)
     assert r.converged and r.stderr <= 0.05 * abs(r.value) and r.matvecs < 2000
     with pytest.warns(hb.ConvergenceWarning, match="above target"):
@@ -181,7 +172,7 @@ def test_trace_target_error_and_budget():
 
 
 def test_trace_exact_and_bad_arguments():
-    A = _sym(30, seed=9)
+    A = random_symmetric(30, seed=9)
     assert math.isclose(hb.trace(A, method="exact").value, float(torch.trace(A)), abs_tol=1e-10)
     with pytest.raises(ValueError, match="method"):
         hb.trace(A, method="guess")
@@ -193,7 +184,7 @@ def test_trace_exact_and_bad_arguments():
 
 
 def test_slq_weights_density_and_moments():
-    A = _sym(200, seed=10, spectrum=SPEC)
+    A = random_symmetric(200, seed=10, spectrum=SPEC)
     d = hb.spectral_density(A, num_probes=30, lanczos_steps=40, seed=0)
     assert np.allclose(d.weights.sum(1), 1.0, atol=1e-12)
     grid = np.linspace(-20, 130, 30001)
@@ -208,13 +199,13 @@ def test_slq_weights_density_and_moments():
 
 def test_slq_full_krylov_space_recovers_eigenvalues():
     spec = np.linspace(-1, 3, 12)
-    d = hb.spectral_density(_sym(12, seed=11, spectrum=spec), num_probes=2, lanczos_steps=50)
+    d = hb.spectral_density(random_symmetric(12, seed=11, spectrum=spec), num_probes=2, lanczos_steps=50)
     for nodes, weights in zip(d.nodes, d.weights):
         assert np.allclose(np.sort(nodes[weights > 1e-12]), spec, atol=1e-10)
 
 
 def test_spectrum_matches_eigvalsh_and_refuses_large():
-    A = _sym(50, seed=12)
+    A = random_symmetric(50, seed=12)
     assert np.allclose(hb.spectrum(A), torch.linalg.eigvalsh(A).numpy(), atol=1e-12)
     with pytest.raises(MemoryError, match="eigsh"):
         hb.spectrum(A, max_memory_bytes=100)

@@ -17,18 +17,10 @@ from hessbench.models import mlp
 from hessbench.operators import as_operator
 from hessbench.utils import seeded_generator
 from hessbench.xtrace import sphere_vectors, xtrace_samples
+from tests.reference import random_symmetric
 
 F64 = torch.float64
 SPEC = np.concatenate([np.geomspace(100, 5, 10), np.linspace(0.0, 1.0, 190)])
-
-
-def _sym(n: int, seed: int, spectrum: np.ndarray | None = None) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    if spectrum is None:
-        A = torch.randn(n, n, generator=gen, dtype=F64)
-        return (A + A.T) / 2
-    Q = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=F64)).Q
-    return Q @ torch.diag(torch.as_tensor(spectrum, dtype=F64)) @ Q.T
 
 
 def _leave_one_out(A: torch.Tensor, Om: torch.Tensor) -> torch.Tensor:
@@ -49,7 +41,7 @@ def _leave_one_out(A: torch.Tensor, Om: torch.Tensor) -> torch.Tensor:
 def test_samples_match_the_direct_leave_one_out_definition(n, m):
     """The downdated closed form equals m explicit QRs to 1e-10 of ||A||_F (rounding of
     m x m triangular solves on a well-conditioned random sketch)."""
-    A = _sym(n, seed=n + m)
+    A = random_symmetric(n, seed=n + m)
     Om = sphere_vectors(n, m, seeded_generator(m), torch.device("cpu"))
     fast, direct = xtrace_samples(as_operator(A), Om), _leave_one_out(A, Om)
     assert float((fast - direct).abs().max()) <= 1e-10 * float(torch.linalg.norm(A))
@@ -59,7 +51,7 @@ def test_samples_match_the_direct_leave_one_out_definition(n, m):
 def test_xtrace_is_unbiased(spectrum):
     """Mean of 200 estimates (fixed seeds) within 4 standard errors of tr(A): a 99.99%
     z-interval, so this fails only for a real bias."""
-    A = _sym(200, seed=5, spectrum=spectrum)
+    A = random_symmetric(200, seed=5, spectrum=spectrum)
     est = np.array([hb.trace(A, "xtrace", num_matvecs=30, seed=s).value for s in range(200)])
     assert abs(est.mean() - spectrum.sum()) <= 4 * est.std(ddof=1) / math.sqrt(len(est))
 
@@ -67,7 +59,7 @@ def test_xtrace_is_unbiased(spectrum):
 def test_xtrace_error_estimate_tracks_the_spread():
     """The paper's error estimate std(t_i) / sqrt(m) is a heuristic (the t_i are not
     independent): its median over seeds is within a factor 2 of the true spread."""
-    A = _sym(200, seed=6, spectrum=SPEC)
+    A = random_symmetric(200, seed=6, spectrum=SPEC)
     res = [hb.trace(A, "xtrace", num_matvecs=60, seed=s) for s in range(100)]
     spread = np.std([r.value for r in res], ddof=1)
     assert 0.5 <= np.median([r.stderr for r in res]) / spread <= 2.0
@@ -76,7 +68,7 @@ def test_xtrace_error_estimate_tracks_the_spread():
 def test_xtrace_beats_hutchpp_at_equal_budget():
     """Decaying spectrum, 60 products: XTrace's median error is below Hutch++'s (the
     paper's Fig. 1 ordering)."""
-    A = _sym(200, seed=7, spectrum=SPEC)
+    A = random_symmetric(200, seed=7, spectrum=SPEC)
     err = {m: np.median([abs(hb.trace(A, m, num_matvecs=60, seed=s).value - SPEC.sum())
                          for s in range(50)]) for m in ("hutch++", "xtrace")}
     assert err["xtrace"] < err["hutch++"]
@@ -121,7 +113,7 @@ def test_property_homogeneous_and_reproducible(n, c, seed, method):
     """Same seed, same result; t(cA) = c t(A) and stderr(cA) = |c| stderr(A) for every
     method (XTrace's sketch Q spans the same space for cA; it is not linear in A for a
     fixed seed, Hutchinson is)."""
-    A = _sym(n, seed)
+    A = random_symmetric(n, seed)
     a = hb.trace(A, method, num_matvecs=12, seed=seed)
     assert a.value == hb.trace(A, method, num_matvecs=12, seed=seed).value
     b = hb.trace(c * A, method, num_matvecs=12, seed=seed)
@@ -132,14 +124,14 @@ def test_property_homogeneous_and_reproducible(n, c, seed, method):
 
 @given(n=st.integers(8, 30), a=st.floats(-3, 3), b=st.floats(-3, 3), seed=st.integers(0, 10_000))
 def test_property_hutchinson_is_linear_in_the_matrix(n, a, b, seed):
-    A, B = _sym(n, seed), _sym(n, seed + 1)
+    A, B = random_symmetric(n, seed), random_symmetric(n, seed + 1)
     t = lambda M: hb.trace(M, "hutchinson", num_matvecs=10, seed=seed).value  # noqa: E731
     scale = (abs(a) + abs(b) + 1) * float(torch.linalg.norm(A) + torch.linalg.norm(B))
     assert abs(t(a * A + b * B) - (a * t(A) + b * t(B))) <= 1e-10 * scale
 
 
 def test_xtrace_arguments():
-    A = _sym(20, 0)
+    A = random_symmetric(20, 0)
     with pytest.raises(ValueError, match="num_matvecs"):
         hb.trace(A, "xtrace", num_matvecs=3)
     with pytest.raises(ValueError, match="xtrace spends its whole budget"):
