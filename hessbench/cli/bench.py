@@ -64,13 +64,12 @@ def _compare(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     total = len(COMPARE_SECTIONS)
     console.print(f"comparing on {args.workload} ({args.device}) in {total} sections; "
-                  f"expected {EXPECTED_COMPARE} at 1 thread", soft_wrap=True)
+                  f"expected {EXPECTED_COMPARE} at 1 thread")
 
     def progress(i: int, section: str) -> None:
         elapsed = time.perf_counter() - start
         left = f", about {elapsed / i * (total - i):.0f} s left (extrapolated)" if i else ""
-        console.print(f"[{i + 1}/{total}] {section} (elapsed {elapsed:.0f} s{left})",
-                      soft_wrap=True)
+        console.print(f"[{i + 1}/{total}] {section} (elapsed {elapsed:.0f} s{left})")
 
     rows = compare_rows(args.workload, args.device, progress=progress)
     markdown = compare_markdown(rows)
