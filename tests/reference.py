@@ -43,3 +43,15 @@ def random_symmetric(n: int, seed: int, spectrum=None) -> torch.Tensor:
         return (A + A.T) / 2
     Q = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64)).Q
     return Q @ torch.diag(torch.as_tensor(spectrum, dtype=torch.float64)) @ Q.T
+
+
+def check_products(op, A: torch.Tensor, model: nn.Module, seed: int, tol: float = 1e-10) -> None:
+    """op's matvec and matmat against the dense reference A, twice (a kept graph is reused
+    by the second round): relative error <= tol, no graph on the results, no .grad left."""
+    V = torch.randn(op.num_params, 6, dtype=A.dtype, generator=torch.Generator().manual_seed(seed))
+    for _ in range(2):
+        single, block = op.matvec(V[:, 0]), op.matmat(V)
+        assert rel_err(single, A @ V[:, 0]) <= tol
+        assert rel_err(block, A @ V) <= tol
+        assert not single.requires_grad and not block.requires_grad
+    assert all(p.grad is None for p in model.parameters())

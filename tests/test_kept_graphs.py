@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import hessbench as hb
 from hessbench.data import batches
 from hessbench.models import mlp
-from tests.reference import flat_loss, flat_params, reference_hessian, rel_err
+from tests.reference import check_products, flat_loss, flat_params, reference_hessian, rel_err
 
 F64 = torch.float64
 TOL64 = 1e-10
@@ -67,14 +67,7 @@ def test_kept_and_streamed_products_match_the_reference(name, kind, keep_graph):
     model, loss_fn, x, y = _problem()
     op = getattr(hb, name)(model, loss_fn, _data(kind, x, y), keep_graph=keep_graph,
                            chunk_size=4)
-    A = REFERENCES[name](model, loss_fn, x, y)
-    V = torch.randn(op.num_params, 6, dtype=F64, generator=torch.Generator().manual_seed(5))
-    for _ in range(2):   # a kept graph is reused by the second round
-        single, block = op.matvec(V[:, 0]), op.matmat(V)
-        assert rel_err(single, A @ V[:, 0]) <= TOL64
-        assert rel_err(block, A @ V) <= TOL64
-        assert not single.requires_grad and not block.requires_grad
-    assert all(p.grad is None for p in model.parameters())
+    check_products(op, REFERENCES[name](model, loss_fn, x, y), model, seed=5, tol=TOL64)
 
 
 @pytest.mark.parametrize("name", ["hessian", "ggn"])

@@ -12,7 +12,7 @@ from torch import nn
 import hessbench as hb
 from hessbench.data import batches
 from hessbench.models import mlp, small_cnn
-from tests.reference import flat_params, reference_hessian, rel_err
+from tests.reference import check_products, flat_params, reference_hessian, rel_err
 
 F64 = torch.float64
 TOL64 = 1e-10
@@ -47,14 +47,7 @@ def test_hessian_matches_autograd_reference(make):
 def test_every_hvp_path_matches_reference(make, hvp, keep_graph):
     model, loss_fn, x, y = make()
     op = hb.hessian(model, loss_fn, (x, y), hvp=hvp, keep_graph=keep_graph, chunk_size=4)
-    H = reference_hessian(model, loss_fn, x, y)
-    V = torch.randn(op.num_params, 6, dtype=F64, generator=torch.Generator().manual_seed(2))
-    for _ in range(2):   # a kept graph is reused by the second round
-        single, block = op.matvec(V[:, 0]), op.matmat(V)
-        assert rel_err(single, H @ V[:, 0]) <= TOL64
-        assert rel_err(block, H @ V) <= TOL64
-        assert not single.requires_grad and not block.requires_grad
-    assert all(p.grad is None for p in model.parameters())
+    check_products(op, reference_hessian(model, loss_fn, x, y), model, seed=2, tol=TOL64)
 
 
 def test_kept_graph_is_a_snapshot_in_the_model_mode_of_construction():

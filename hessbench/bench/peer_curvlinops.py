@@ -25,9 +25,9 @@ def curvlinops_hessian(w: Workload, batch_size: int | None = None) -> Any:
     """curvlinops' ``HessianLinearOperator`` of ``w`` (its batches, or one batch)."""
     from curvlinops import HessianLinearOperator
 
-    data = [w.data()] if batch_size is None else w.data(batch_size)
     params = list(trainable_parameters(w.model).values())
-    return HessianLinearOperator(w.model, w.loss_fn, params, data, check_deterministic=False)
+    return HessianLinearOperator(w.model, w.loss_fn, params, w.batch_list(batch_size),
+                                 check_deterministic=False)
 
 
 def scipy_top_eigenvalues(h: Any, k: int, tol: float = EIGSH_TOL) -> np.ndarray:

@@ -19,8 +19,7 @@ def eigenthings_hessian(w: Workload, batch_size: int | None = None) -> Any:
     """hessian-eigenthings' ``HessianOperator`` of ``w`` (its batches, or one batch)."""
     import hessian_eigenthings as he
 
-    data = [w.data()] if batch_size is None else w.data(batch_size)
-    return he.HessianOperator(w.model, data, he.supervised_loss(w.loss_fn))
+    return he.HessianOperator(w.model, w.batch_list(batch_size), he.supervised_loss(w.loss_fn))
 
 
 class HessianEigenthings(Implementation[Any]):

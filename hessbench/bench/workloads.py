@@ -62,6 +62,11 @@ class Workload:
             return (self.inputs, self.targets)
         return batches(self.inputs, self.targets, batch_size)
 
+    def batch_list(self, batch_size: int | None = None) -> list:
+        """:meth:`data` as a list of batches (one batch when ``batch_size`` is None), the
+        form peers that take only iterables want."""
+        return [self.data()] if batch_size is None else self.data(batch_size)
+
     def loader(self, batch_size: int) -> DataLoader:
         """The whole set through a DataLoader of ``batch_size`` batches, in order."""
         return DataLoader(TensorDataset(self.inputs, self.targets), batch_size=batch_size)
