@@ -66,6 +66,9 @@ def _available_memory(device: torch.device) -> int:
     return int(psutil.virtual_memory().available)
 
 
+DENSE_BLOCK_CPU = 8
+"""Identity columns per block product in ``dense()`` on a CPU (see the measurements there)."""
+
 _DENSE_ADVICE = ("use hessbench.eigsh(op, k=...) for a few eigenvalues or "
                  "hessbench.spectral_density(op) for the whole spectrum")
 
@@ -167,9 +170,13 @@ class CurvatureOperator:
         then. ``progress`` (see :mod:`hessbench.progress`) counts the columns built.
         """
         n = self.num_params
-        # Wider blocks amortise vmap's per-call overhead (about 4x per HVP from 32 to
-        # 512 vectors on the 4270-parameter MLP); memory grows with the block.
-        step = min(n, chunk_size or max(self.chunk_size or n, 256))
+        # Columns per product, measured on CPU, 1 thread, loaded machine (min of 3,
+        # benchmarks/spectrum_per_param.py): the 4270-parameter MLP takes 1.2-1.4 ms per
+        # column from 8 to 32 (1.8 at 256), the CNN 10.4 ms at 8, 12.4 at 16, 21.5 at 32
+        # (27 at 256): its vmapped convolutions do not amortise. On CUDA wide blocks
+        # amortise kernel launches (the earlier rule, kept; not re-measured).
+        wide = max(self.chunk_size or n, 256)
+        step = min(n, chunk_size or (wide if self.device.type == "cuda" else DENSE_BLOCK_CPU))
         step = check_int("chunk_size", step, minimum=1)
         size = torch.empty((), dtype=self.dtype).element_size()
         require_memory(n * n * size + 2 * n * step * size, self.device, max_memory_bytes,
