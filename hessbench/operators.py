@@ -361,7 +361,9 @@ def hessian(model: nn.Module, loss_fn: LossFn, data, *, dtype: torch.dtype | Non
     lives. ``keep_graph=True`` with several batches (a list, a DataLoader) keeps one
     graph per batch and reads the data once (the first pass's batches are the operator's);
     ``False`` rebuilds the graph per batch and product, streaming the data with the memory
-    of one batch (the default for several batches).
+    of one batch (the default for several batches). Single vectors and blocks use two
+    different graphs (autograd's and ``torch.func``'s), each built when first needed: a
+    kept operator used for both holds both.
 
     ``dtype=torch.float64`` evaluates everything (parameters, inputs, buffers) in float64
     for verification. ``params`` restricts to the named parameters (others frozen).
