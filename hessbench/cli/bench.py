@@ -8,7 +8,8 @@
   deterministic figure or a same-run time ratio beyond its margin, 2 (before measuring)
   on a missing, corrupt or empty baseline; ``--update`` rewrites the baseline.
 * ``table``   -- the README performance section (:mod:`hessbench.bench.report`), printed
-  or written between the README's perf-table markers.
+  or written between the README's perf-table markers, and a PNG of HVP / gradient
+  against parameters and samples (:mod:`hessbench.bench.scaling`).
 
 Measurements come from :mod:`hessbench.bench.measure`, on the workloads of
 :mod:`hessbench.bench.workloads` that the asv suites in ``suites/`` time too.
@@ -185,6 +186,11 @@ def _table(args: argparse.Namespace) -> int:
     track = measure_track("cpu", scan=True)
     ratios = measure_ratios("cpu", repeats=args.repeats)
     body = perf_table(measure_table(devices, args.repeats), track=track, ratios=ratios)
+    if args.plot is not None:
+        from hessbench.bench.scaling import measure_scaling, plot_scaling
+
+        plot = plot_scaling(measure_scaling("cpu", repeats=args.repeats), args.plot)
+        print(f"wrote {plot}", file=sys.stderr)
     if args.update_readme is None:
         print(body)
         return EXIT_OK
@@ -234,6 +240,9 @@ def add_parser(subparsers: Any) -> None:
     table.add_argument("--devices", default="cpu,cuda",
                        help="comma-separated devices; cuda is skipped when absent")
     table.add_argument("--repeats", type=int, default=7, help="timed calls per figure")
+    table.add_argument("--plot", type=Path, default=Path("results/bench/hvp-scaling.png"),
+                       metavar="PNG", help="also write HVP / gradient against parameters and "
+                       "samples for every implementation (default: %(default)s)")
     table.add_argument("--update-readme", metavar="README", default=None,
                        help="rewrite the section between the perf-table markers of this file")
     table.set_defaults(handler=_table)

@@ -440,3 +440,32 @@ def test_cli_compare_prints_progress_fits_100_columns_and_writes_the_notes(
     assert "left (extrapolated)" in out
     assert max(len(line) for line in out.splitlines()) <= 100
     assert note.strip() not in out and note.strip() in report.read_text()
+
+
+# ------------------------------------------------------------------ scaling figure
+
+
+def test_measure_scaling_covers_both_axes_for_every_installed_implementation(monkeypatch):
+    from hessbench.bench import scaling
+
+    def once(num, den, **kwargs):   # each side once: the plumbing, not the timing
+        num(), den()
+        return 2.0, None, None
+
+    monkeypatch.setattr(scaling, "time_ratio", once)
+    points = scaling.measure_scaling(workloads=("mlp-init",), sizes=(200, 400), batch_size=100)
+    installed = [n for n, c in IMPLEMENTATIONS.items() if c.available()]
+    assert {p.impl for p in points} == set(installed)
+    assert sorted({(p.axis, p.x) for p in points}) == [("params", 4270), ("samples", 200),
+                                                       ("samples", 400)]
+    assert all(p.ratio == 2.0 for p in points)
+
+
+def test_plot_scaling_writes_a_png(tmp_path):
+    from hessbench.bench.scaling import ScalingPoint, plot_scaling
+
+    points = [ScalingPoint(i, a, x, r) for i, a, x, r in [
+        ("hessbench", "params", 1954, 1.2), ("hessbench", "params", 4270, 1.9),
+        ("pyhessian", "params", 4270, 1.5), ("hessbench", "samples", 2000, 3.0)]]
+    path = plot_scaling(points, tmp_path / "sub" / "scaling.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
