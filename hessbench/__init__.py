@@ -5,7 +5,7 @@ Public API (see ARCHITECTURE.md)::
     import hessbench as hb
     op = hb.hessian(model, loss_fn, data)        # CurvatureOperator (also ggn, fisher,
     r = hb.eigsh(op, k=5)                        #   gradient_covariance)
-    t = hb.trace(op, method="hutch++")
+    t = hb.trace(op)                             #   xtrace by default
     d = hb.spectral_density(op)
     ev = hb.spectrum(op)
 """

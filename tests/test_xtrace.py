@@ -138,3 +138,10 @@ def test_xtrace_arguments():
         hb.trace(A, "xtrace", target_rel_error=0.1)
     assert hb.trace(A, "xtrace", num_matvecs=11).matvecs == 10   # m = 5 test vectors
     assert hb.trace(A, "xtrace", num_matvecs=1000).matvecs == 40  # at most n test vectors
+
+
+def test_default_method_is_xtrace_or_hutchpp_when_adaptive():
+    A = random_symmetric(30, 1)
+    assert hb.trace(A, num_matvecs=20).method == "xtrace"
+    adaptive = hb.trace(A, num_matvecs=200, target_rel_error=0.5, on_unconverged="ignore")
+    assert adaptive.method == "hutch++"
