@@ -87,6 +87,7 @@ def plot_scaling(points: list[ScalingPoint], path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     labels = {"params": "parameters (one batch: the whole set)",
               "samples": f"samples (MLP, batches of {SCALING_BATCH})"}
@@ -97,6 +98,7 @@ def plot_scaling(points: list[ScalingPoint], path: str | Path) -> Path:
             if pts:
                 ax.plot(*zip(*pts), marker="o", label=impl)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())   # the minor labels overlap
         ax.set_xlabel(labels[axis])
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("one HVP / one gradient (same data)")
