@@ -11,6 +11,9 @@
 * :func:`spectrum` -- all eigenvalues of the dense matrix, guarded by a memory estimate;
   :func:`symmetric_eigvalsh` -- all eigenvalues of (A + A^T) / 2 for a dense A.
 
+Long computations (eigsh, spectral_density, spectrum) take ``progress=``: a
+``(done, total)`` callback or ``True`` for a rich bar (:mod:`hessbench.progress`).
+
 Krylov recurrences always run in float64, whatever the operator's dtype; only
 the products A v happen in the operator's dtype. Randomness comes from a
 ``torch.Generator`` seeded by the ``seed`` argument, drawn on the CPU, so a seed
