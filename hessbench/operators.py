@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -254,17 +254,32 @@ def _vjp(outputs: Sequence[torch.Tensor | None], inputs: Sequence[torch.Tensor],
     return [t.new_zeros(shape(t)) if g is None else g for t, g in zip(inputs, out)]
 
 
-# apply(V) -> A_b V for one batch b, from graphs built once for that batch
-BatchProduct = Callable[[torch.Tensor], torch.Tensor]
+class _Block(NamedTuple):
+    """A block V (n, m) and its per-parameter parts (``m`` leading for m > 1), split once
+    per product rather than once per batch."""
+
+    V: torch.Tensor
+    parts: list[torch.Tensor]
+
+    @classmethod
+    def of(cls, prob: Problem, V: torch.Tensor) -> _Block:
+        tree = prob.unflatten(V[:, 0] if V.shape[1] == 1 else V)
+        return cls(V, [tree[k] for k in prob.names])
+
+    @property
+    def m(self) -> int:
+        return self.V.shape[1]
 
 
-def _parameter_map(prob: Problem, V: torch.Tensor,
+# apply(block) -> A_b V for one batch b, from graphs built once for that batch
+BatchProduct = Callable[[_Block], torch.Tensor]
+
+
+def _parameter_map(prob: Problem, blk: _Block,
                    fn: Callable[[list[torch.Tensor], int], list[torch.Tensor]]) -> torch.Tensor:
-    """V (n, m) -> fn(its per-parameter parts, m), flattened back to (n, m)."""
-    m = V.shape[1]
-    parts = prob.unflatten(V[:, 0] if m == 1 else V)
-    tree = dict(zip(prob.names, fn([parts[k] for k in prob.names], m)))
-    return prob.flatten(tree)[:, None] if m == 1 else prob.flatten(tree, batched=True)
+    """fn(the block's per-parameter parts, m), flattened back to (n, m)."""
+    tree = dict(zip(prob.names, fn(blk.parts, blk.m)))
+    return prob.flatten(tree)[:, None] if blk.m == 1 else prob.flatten(tree, batched=True)
 
 
 def _hessian_graphs(prob: Problem, x: torch.Tensor, y: torch.Tensor) -> BatchProduct:
@@ -277,22 +292,22 @@ def _hessian_graphs(prob: Problem, x: torch.Tensor, y: torch.Tensor) -> BatchPro
     holds both graphs."""
     graphs: dict[str, object] = {}
 
-    def single(V: torch.Tensor) -> torch.Tensor:
+    def single(blk: _Block) -> torch.Tensor:
         if "grads" not in graphs:
             with prob.mode_context():
                 graphs["grads"] = prob.gradient_graph(x, y)
         leaves = list(prob.leaves.values())
-        return _parameter_map(prob, V, lambda vs, m: _vjp(graphs["grads"], leaves, vs, m))
+        return _parameter_map(prob, blk, lambda vs, m: _vjp(graphs["grads"], leaves, vs, m))
 
-    def block(V: torch.Tensor) -> torch.Tensor:
+    def block(blk: _Block) -> torch.Tensor:
         if "pull" not in graphs:
             with prob.mode_context():
                 _, pull = vjp(lambda p: grad(prob.loss)(p, x, y), prob.params)
             # create_graph=False: the product itself is not differentiated further
             graphs["pull"] = lambda t: pull(t, create_graph=False)[0]
-        return _block_apply(prob, graphs["pull"], V)
+        return _block_apply(prob, graphs["pull"], blk.V)
 
-    return lambda V: single(V) if V.shape[1] == 1 else block(V)
+    return lambda blk: single(blk) if blk.m == 1 else block(blk)
 
 
 def _ggn_graphs(prob: Problem, x: torch.Tensor, y: torch.Tensor) -> BatchProduct:
@@ -302,7 +317,7 @@ def _ggn_graphs(prob: Problem, x: torch.Tensor, y: torch.Tensor) -> BatchProduct
     forward-mode derivatives, e.g. ``nn.MSELoss``), and J^T w."""
     leaves = list(prob.leaves.values())
     with torch.enable_grad():
-        out = prob.outputs(prob.leaves, x)
+        out = prob.leaf_outputs(x)
         u = torch.zeros_like(out, requires_grad=True)
         jt_u = torch.autograd.grad(out, leaves, u, create_graph=True, allow_unused=True)
         o = out.detach().requires_grad_(True)
@@ -312,7 +327,7 @@ def _ggn_graphs(prob: Problem, x: torch.Tensor, y: torch.Tensor) -> BatchProduct
         jv = _vjp(jt_u, [u], vs, m)
         return _vjp([out], leaves, _vjp([dloss], [o], jv, m), m)
 
-    return lambda V: _parameter_map(prob, V, apply)
+    return lambda blk: _parameter_map(prob, blk, apply)
 
 
 def _graph_products(prob: Problem, build: Callable[[torch.Tensor, torch.Tensor], BatchProduct],
@@ -320,13 +335,17 @@ def _graph_products(prob: Problem, build: Callable[[torch.Tensor, torch.Tensor],
     """V -> sum_b n_b A_b V / N with ``build`` giving each batch's product: built once, at
     the first call, and kept (``keep_graph``), or rebuilt per batch and call, streaming."""
     if not keep_graph:
-        return lambda V: prob.dataset_average(lambda x, y: build(x, y)(V))
+        def streamed(V: torch.Tensor) -> torch.Tensor:
+            blk = _Block.of(prob, V)
+            return prob.dataset_average(lambda x, y: build(x, y)(blk))
+        return streamed
     kept: list[tuple[int, int, BatchProduct]] = []
 
     def product(V: torch.Tensor) -> torch.Tensor:
         if not kept:
             kept.extend(prob.batch_states(build))
-        return weighted_average((i, n, apply(V)) for i, n, apply in kept)
+        blk = _Block.of(prob, V)
+        return weighted_average((i, n, apply(blk)) for i, n, apply in kept)
 
     return product
 
