@@ -16,13 +16,18 @@ from hessbench.problem import Batch, LossFn, trainable_parameters
 from hessbench.results import TrainResult
 from hessbench.utils import seeded_generator
 
-__all__ = ["train", "full_loss"]
+__all__ = ["train", "full_loss", "accuracy"]
 
 
 @torch.no_grad()
 def full_loss(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     """Training loss on the whole data set."""
     return float(loss_fn(model(inputs), targets))
+
+
+def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> float:
+    """Fraction of samples whose largest output (logit) is at their class label."""
+    return float((outputs.argmax(1) == targets).double().mean())
 
 
 def train(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor, *,

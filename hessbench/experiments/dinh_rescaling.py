@@ -49,7 +49,7 @@ from hessbench.models import mlp
 from hessbench.sharpness import epsilon_sharpness
 from hessbench.symmetries import (count_eigenvalues_above, layer_alphas, layer_sizes,
                                   parameter_scales, rescale, rescaled_hessian)
-from hessbench.training import train
+from hessbench.training import accuracy, train
 
 DEFAULTS: dict[str, Any] = {
     "n_train": 256, "n_test": 512, "depth": 1, "width": 12, "activation": "relu",
@@ -97,7 +97,7 @@ def _evaluate(model: nn.Module, data: dict[str, torch.Tensor]) -> dict[str, Any]
         out_train, out_test = model(data["x_train"]), model(data["x_test"])
     return {"outputs": torch.cat([out_train, out_test]),
             "loss": float(_LOSS(out_train, data["y_train"])),
-            "accuracy": float((out_test.argmax(1) == data["y_test"]).double().mean())}
+            "accuracy": accuracy(out_test, data["y_test"])}
 
 
 def digits_split(p: dict[str, Any], seed: int, device: torch.device) -> dict[str, torch.Tensor]:

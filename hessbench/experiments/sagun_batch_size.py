@@ -38,7 +38,7 @@ from hessbench.data import digits
 from hessbench.experiments.registry import Measurement, experiment
 from hessbench.experiments.sagun_outliers import _seeds, top_eigenvalues
 from hessbench.models import reinitialize
-from hessbench.training import train
+from hessbench.training import accuracy, train
 
 NUM_CLASSES = 10  # digits
 IMAGE = 8
@@ -120,7 +120,7 @@ def sagun_batch_size(p: dict[str, Any], seed: int, device: torch.device) -> Meas
                        batch_size=int(p[f"{arm}_batch"]), seed=batch_seed + offset,
                        eval_every=max(int(p["steps"]), 1))
         with torch.no_grad():
-            acc = float((model(x).argmax(1) == y).double().mean())
+            acc = accuracy(model(x), y)
         op = hb.hessian(model, loss_fn, (x, y), dtype=torch.float64)
         window, _ = top_eigenvalues(op, int(p["top_m"]), "lanczos", float(p["eig_tol"]), seed)
         out[arm] = {"ev": window, "loss": result.final_loss, "acc": acc,

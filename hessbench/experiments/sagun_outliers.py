@@ -32,7 +32,7 @@ from hessbench.data import gaussian_clusters
 from hessbench.experiments.registry import Measurement, experiment
 from hessbench.models import mlp
 from hessbench.outliers import METHODS, count_all
-from hessbench.training import train
+from hessbench.training import accuracy, train
 
 DEFAULTS: dict[str, Any] = {
     "k": 10, "optimizer": "sgd", "activation": "relu", "samples_per_class": 100, "dim": 100,
@@ -155,7 +155,7 @@ def sagun_outliers(p: dict[str, Any], seed: int, device: torch.device) -> Measur
                    seed=batch_seed, eval_every=int(p["eval_every"]),
                    plateau_rtol=float(p["plateau_rtol"]), patience=int(p["patience"]))
     with torch.no_grad():
-        accuracy = float((model(x).argmax(1) == y).double().mean())
+        train_accuracy = accuracy(model(x), y)
 
     op = hb.hessian(model, loss_fn, (x, y), dtype=torch.float64)
     window, matvecs = top_eigenvalues(op, int(p["top_m"]), p["spectrum"], float(p["eig_tol"]),
@@ -164,7 +164,7 @@ def sagun_outliers(p: dict[str, Any], seed: int, device: torch.device) -> Measur
     shown = window[:2 * k + 10].tolist()  # the paper's Fig. 2 shows the top 2k + 10
     metrics = {f"n_outliers_{m}": counts[m] for m in METHODS}
     metrics.update(top_eigenvalues=shown, final_loss=result.final_loss,
-                   train_accuracy=accuracy, train_steps=result.steps,
+                   train_accuracy=train_accuracy, train_steps=result.steps,
                    stopped_on_plateau=result.stopped == "plateau", num_params=op.num_params,
                    eig_matvecs=matvecs, num_samples=len(y))
     return Measurement(metrics=metrics, figure_data={"k": k, "eigenvalues": window.tolist(),

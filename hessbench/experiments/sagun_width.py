@@ -45,7 +45,7 @@ from hessbench.experiments.registry import Measurement, experiment
 from hessbench.experiments.sagun_outliers import _seeds, top_eigenvalues
 from hessbench.models import mlp
 from hessbench.outliers import count_all
-from hessbench.training import train
+from hessbench.training import accuracy, train
 
 NUM_CLASSES = 10  # digits
 
@@ -133,7 +133,7 @@ def sagun_width(p: dict[str, Any], seed: int, device: torch.device) -> Measureme
         result = train(model, loss_fn, x, y, lr=float(p["lr"]), steps=int(p["steps"]),
                        eval_every=max(int(p["steps"]), 1))
         with torch.no_grad():
-            acc.append(float((model(x).argmax(1) == y).double().mean()))
+            acc.append(accuracy(model(x), y))
         op = hb.hessian(model, loss_fn, (x, y), dtype=torch.float64)
         window, _ = top_eigenvalues(op, int(p["top_m"]), p["spectrum"], float(p["eig_tol"]),
                                     seed)

@@ -54,7 +54,7 @@ from hessbench.experiments.sagun_outliers import _seeds
 from hessbench.models import mlp
 from hessbench.noise import sgd_covariance, table1_covariance
 from hessbench.problem import LossFn, Problem
-from hessbench.training import train
+from hessbench.training import accuracy, train
 from hessbench.utils import seeded_generator
 
 __all__ = ["wei_schwab_noise_covariance", "noise_statistics", "matrix_alignment",
@@ -237,11 +237,11 @@ def wei_schwab_noise_covariance(p: dict[str, Any], seed: int, device: torch.devi
                    target_loss=float(p["checkpoint_loss"]))
     with torch.no_grad():
         logits = model(x)
-    accuracy = float((logits.argmax(1) == y).double().mean())
+    train_accuracy = accuracy(logits, y)
     if p["labels"] == "model":
         y = model_labels(logits, seeded_generator(batch_seed + 1, device))
     metrics, figure_data = noise_statistics(model, loss_fn, x, y, s, noise=p["noise"],
                                             top_k=int(p["top_k"]))
-    metrics.update({"train_loss": result.final_loss, "train_accuracy": accuracy,
+    metrics.update({"train_loss": result.final_loss, "train_accuracy": train_accuracy,
                     "epochs": result.steps // per_epoch, "num_samples": m, "batch_size": s})
     return Measurement(metrics=metrics, figure_data=figure_data)

@@ -52,7 +52,7 @@ from hessbench.data import digits
 from hessbench.experiments.registry import Measurement, experiment
 from hessbench.losses import smoothed_target_entropy
 from hessbench.models import mlp
-from hessbench.training import full_loss, train
+from hessbench.training import accuracy, full_loss, train
 
 __all__ = ["wei_schwab_trace_network", "piecewise_linear_mlp_trace", "segment_losses"]
 
@@ -195,7 +195,7 @@ def wei_schwab_trace_network(p: dict[str, Any], seed: int, device: torch.device)
               eval_every=total + 1, on_step=lambda s: on_step(early + s))
     loss_min = min(epoch_losses)
     with torch.no_grad():
-        accuracy = float((model(x).argmax(1) == y).double().mean())
+        train_accuracy = accuracy(model(x), y)
 
     steps = sorted(checkpoints)
     projected, proj_steps, proj_loss, traces = [], [], [], []
@@ -221,5 +221,5 @@ def wei_schwab_trace_network(p: dict[str, Any], seed: int, device: torch.device)
         "not_projected": sum(not loss < loss_min for loss in proj_loss),
         "segment_max_excess_ratio": ratios,
         "line_connected_fraction": sum(connected) / len(connected),
-        "train_accuracy": accuracy}
+        "train_accuracy": train_accuracy}
     return Measurement(metrics=metrics)

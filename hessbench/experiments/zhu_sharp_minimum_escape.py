@@ -60,7 +60,7 @@ from hessbench.experiments.zhu_lowrank_noise import (NoiseFactor, centred_gradie
                                                      sgd_trace)
 from hessbench.noise import TABLE1_KINDS
 from hessbench.problem import LossFn, Problem
-from hessbench.training import train
+from hessbench.training import accuracy, train
 from hessbench.utils import seeded_generator
 
 ESCAPING = ("sgd", "gld_leading", "gld_hessian", "gld_1st_eigvec")
@@ -125,7 +125,7 @@ def corrupted_digits(n_train: int, n_random: int, seed: int, device: torch.devic
 
 @torch.no_grad()
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    return float((model(x).argmax(1) == y).double().mean())
+    return accuracy(model(x), y)
 
 
 @torch.no_grad()
