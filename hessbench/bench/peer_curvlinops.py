@@ -16,6 +16,7 @@ import torch
 from hessbench.bench.impls import Call, Implementation, global_seeded, random_block
 from hessbench.bench.specs import DENSITY_PROBES, DENSITY_STEPS, EIGSH_TOL, TRACE_BUDGET
 from hessbench.bench.workloads import Workload
+from hessbench.linalg import symmetric_eigvalsh
 from hessbench.problem import trainable_parameters
 
 __all__ = ["Curvlinops", "curvlinops_hessian", "scipy_top_eigenvalues"]
@@ -77,7 +78,6 @@ class Curvlinops(Implementation[Any]):
     def spectrum(self, h: Any) -> Call:
         def run() -> torch.Tensor:
             n = h.shape[1]
-            dense = h @ torch.eye(n, dtype=h.dtype, device=h.device)
-            return torch.linalg.eigvalsh(((dense + dense.T) / 2).to(torch.float64))
+            return symmetric_eigvalsh(h @ torch.eye(n, dtype=h.dtype, device=h.device))
 
         return run

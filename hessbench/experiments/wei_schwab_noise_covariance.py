@@ -51,6 +51,7 @@ import hessbench as hb
 from hessbench.data import digits
 from hessbench.experiments.registry import Measurement, experiment
 from hessbench.experiments.sagun_outliers import _seeds
+from hessbench.linalg import symmetric_eigvalsh
 from hessbench.models import mlp
 from hessbench.noise import sgd_covariance, table1_covariance
 from hessbench.problem import LossFn, Problem
@@ -201,8 +202,8 @@ def noise_statistics(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torc
     fisher = grads.T @ grads / m
     h = hb.hessian(model, loss_fn, (x, y), dtype=DTYPE).dense()
     g = hb.ggn(model, loss_fn, (x, y), dtype=DTYPE).dense()
-    ev_h = torch.linalg.eigvalsh(h)
-    ev_sigma = torch.linalg.eigvalsh(sigma)
+    ev_h = symmetric_eigvalsh(h)
+    ev_sigma = symmetric_eigvalsh(sigma)
     metrics = {
         "alignment": matrix_alignment(sigma, h),
         "scale": noise_scale(sigma, h, batch_size, m),
