@@ -391,8 +391,7 @@ def _leaf_copy(model: nn.Module, tensors: dict[str, torch.Tensor]
     except Exception:   # e.g. a module holding an unpicklable handle: use functional_call
         return False
     first: dict[int, str] = {}
-    for name, t in [*model.named_parameters(remove_duplicate=False),
-                    *model.named_buffers(remove_duplicate=False)]:
+    for name, t in _named_tensors(model):
         key = first.setdefault(id(t), name)
         path, _, attr = name.rpartition(".")
         module = clone.get_submodule(path)
@@ -401,11 +400,16 @@ def _leaf_copy(model: nn.Module, tensors: dict[str, torch.Tensor]
     return clone, list(zip(model.modules(), clone.modules()))
 
 
+def _named_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """Every (name, tensor) of the model's parameters, then buffers, aliases included."""
+    return [*model.named_parameters(remove_duplicate=False),
+            *model.named_buffers(remove_duplicate=False)]
+
+
 def _tied_names(model: nn.Module) -> Iterator[str]:
     """Names of parameters and buffers that share a tensor with an earlier name."""
     seen: set[int] = set()
-    for name, t in [*model.named_parameters(remove_duplicate=False),
-                    *model.named_buffers(remove_duplicate=False)]:
+    for name, t in _named_tensors(model):
         if id(t) in seen:
             yield name
         seen.add(id(t))
@@ -416,20 +420,20 @@ def weighted_average(values: Iterable[tuple[int, int, torch.Tensor]]) -> torch.T
     ``ValueError`` naming the batch b whose v_b is NaN/Inf. One batch is returned as it
     is (no scaling passes: on ResNet-18's 11.2M parameters they cost 14% of a kept-graph
     HVP); more are accumulated in place in a copy of the first."""
-    total, first_n, count = None, 0, 0
+    total, count, single = None, 0, True
     for i, n, val in values:
         if not (_surely_finite(val) or bool(torch.isfinite(val).all())):
             raise ValueError(f"the curvature product on data batch {i} (0-based) is NaN/Inf "
                              f"although its inputs are finite: the loss overflows there; check "
                              f"that batch, or use dtype=torch.float64")
         if total is None:
-            total, first_n = val, n
+            total = val
         else:
-            if count == first_n:    # second batch: stop aliasing the first batch's value
-                total = total * first_n
+            if single:    # second batch: a weighted copy, no longer the first batch's value
+                total, single = total * count, False
             total.add_(val, alpha=n)
         count += n
-    return total if count == first_n else total.div_(count)
+    return total if single else total.div_(count)
 
 
 def _normalise_data(data) -> Iterable:
