@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from functools import cached_property
 
 __all__ = ["Selection", "markers"]
 
@@ -45,18 +46,21 @@ class Selection:
     marker: str | None = None
 
     def __post_init__(self) -> None:
-        for option, expression in (("-k", self.keyword), ("-m", self.marker)):
-            if expression is not None:
-                _compile(option, expression)   # a malformed expression fails at once
+        self._tests   # a malformed expression fails at once
+
+    @cached_property
+    def _tests(self) -> tuple:
+        """The compiled -k and -m expressions (None where not given), compiled once."""
+        return tuple(None if expression is None else _compile(option, expression)
+                     for option, expression in (("-k", self.keyword), ("-m", self.marker)))
 
     def matches(self, keywords: Collection[str], item_markers: Collection[str]) -> bool:
         """Whether an item with these keywords and markers is selected."""
+        keyword, marker = self._tests
         words = [k.lower() for k in keywords]
-        if self.keyword is not None and not _compile("-k", self.keyword)(
-                lambda w: any(w.lower() in k for k in words)):
+        if keyword is not None and not keyword(lambda w: any(w.lower() in k for k in words)):
             return False
-        return self.marker is None or _compile("-m", self.marker)(
-            lambda w: w in item_markers)
+        return marker is None or marker(lambda w: w in item_markers)
 
     def describe(self) -> str:
         """``-k 'expr' -m 'expr'`` (the options given), for messages."""
