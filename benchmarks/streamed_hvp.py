@@ -6,6 +6,9 @@ min and median of ``--repeats`` samples of >= 20 ms), 1 thread:
   and / PyHessian's ``dataloader_hv_product`` on the same data;
 * plain double backward per batch (module forward, autograd) / the 10 batch gradients;
 * ``keep_graph=True`` on the list / the 10 batch gradients;
+* forward-over-reverse by plain autograd (the parameters as forward-mode dual tensors
+  through one backward pass per batch) / the 10 batch gradients: the other textbook
+  HVP that rebuilds its graph;
 * the from-scratch HVP on the whole set (``keep_graph=False``) / plain double backward.
 
 Run it against another source tree (before / after) with
@@ -19,13 +22,15 @@ import os
 import warnings
 
 import torch
+import torch.autograd.forward_ad as fwAD
+from torch.func import functional_call
 from torch.utils.data import DataLoader, TensorDataset
 
 import hessbench as hb
 from hessbench.bench.impls import hvp_fn
 from hessbench.bench.peers import pyhessian_hessian, pyhessian_hvp_fn
 from hessbench.bench.timing import time_ratio
-from hessbench.bench.workloads import get_workload
+from hessbench.bench.workloads import double_backward_fn, get_workload
 from hessbench.problem import trainable_parameters
 
 
@@ -44,11 +49,18 @@ def main() -> None:
     def grads(data):
         return lambda: [torch.autograd.grad(w.loss_fn(w.model(x), y), params) for x, y in data]
 
-    def double_backward(data):
+    def forward_over_reverse(data):
+        names = [k for k, p in w.model.named_parameters() if p.requires_grad]
+        leaves = [p.detach().requires_grad_(True) for p in params]
+
         def run():
-            for x, y in data:
-                g = torch.autograd.grad(w.loss_fn(w.model(x), y), params, create_graph=True)
-                torch.autograd.grad(g, params, v)
+            with fwAD.dual_level():
+                duals = [fwAD.make_dual(p, t) for p, t in zip(leaves, v)]
+                tree = dict(zip(names, duals))
+                for x, y in data:
+                    g = torch.autograd.grad(w.loss_fn(functional_call(w.model, tree, (x,)), y),
+                                            duals)
+                    [fwAD.unpack_dual(t).tangent for t in g]
         return run
 
     from pyhessian import hessian
@@ -63,13 +75,15 @@ def main() -> None:
             hvp_fn(hb.hessian(w.model, w.loss_fn, loader)), grads(loader)),
         "PyHessian list / 10 batch gradients": (
             pyhessian_hvp_fn(pyhessian_hessian(w, 100)), grads(listed)),
-        "double backward / 10 batch gradients": (double_backward(listed), grads(listed)),
+        "double backward / 10 batch gradients": (double_backward_fn(w, listed), grads(listed)),
+        "forward-over-reverse / 10 batch gradients": (forward_over_reverse(listed),
+                                                      grads(listed)),
         "list HVP / PyHessian (list)": (hvp_fn(hb.hessian(w.model, w.loss_fn, listed)),
                                         pyhessian_hvp_fn(pyhessian_hessian(w, 100))),
         "DataLoader HVP / PyHessian (loader)": (
             hvp_fn(hb.hessian(w.model, w.loss_fn, loader)), pyhessian_hvp_fn(pyh_loader)),
         "from scratch, 1 batch of 1000 / double backward": (
-            hvp_fn(w.hessian(keep_graph=False)), double_backward([w.data()])),
+            hvp_fn(w.hessian(keep_graph=False)), double_backward_fn(w)),
     }
     try:
         cases["keep_graph=True list / 10 batch gradients"] = (

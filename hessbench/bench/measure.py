@@ -31,7 +31,7 @@ from hessbench.bench.peers import (IMPLEMENTATIONS, PyHessian, PyHessianRun, pyh
 from hessbench.bench.specs import (BLOCK, FLOAT32_TOL, HEAVY, HEAVY_BLOCK, STREAM_BATCHES,
                                    TIGHT_TOL, TOP_K, TRACE_BUDGET, TRACE_SEEDS)
 from hessbench.bench.timing import time_call, time_ratio
-from hessbench.bench.workloads import Workload, get_workload, gradient_fn
+from hessbench.bench.workloads import Workload, double_backward_fn, get_workload, gradient_fn
 
 __all__ = ["run_meta", "measure_track", "measure_ratios", "CompareRow", "crash_note",
            "compare_rows", "COMPARE_SECTIONS", "SolverTimings", "WorkloadTimings", "DeviceTimings",
@@ -93,7 +93,9 @@ def _precision_figures(w: Workload, op64: hb.CurvatureOperator,
 def _streamed_ratios(w: Workload, ratio: Callable[[Call, Call], float]) -> dict[str, float]:
     """Streamed HVPs over :data:`STREAM_BATCHES` batches, as a list and as a DataLoader,
     against PyHessian's ``dataloader_hv_product`` and the batch gradients on the same data;
-    and the list with ``keep_graph=True``."""
+    the list with ``keep_graph=True``; plain double backward per batch against the batch
+    gradients (the floor of a product that rebuilds its graphs); and the from-scratch HVP
+    (one batch, ``keep_graph=False``) against plain double backward."""
     size = len(w.inputs) // STREAM_BATCHES
     out = {}
     for kind, data in (("streamed", w.data(size)), ("loader", w.loader(size))):
@@ -103,6 +105,10 @@ def _streamed_ratios(w: Workload, ratio: Callable[[Call, Call], float]) -> dict[
         out[f"mlp.{kind}_hvp_over_batch_grads"] = ratio(hvp, gradient_fn(w, data))
     kept = HB.hvp(hb.hessian(w.model, w.loss_fn, w.data(size), keep_graph=True))
     out["mlp.kept_list_hvp_over_batch_grads"] = ratio(kept, gradient_fn(w, w.data(size)))
+    out["mlp.double_backward_over_batch_grads"] = ratio(double_backward_fn(w, w.data(size)),
+                                                        gradient_fn(w, w.data(size)))
+    out["mlp.scratch_hvp_over_double_backward"] = ratio(HB.hvp(w.hessian(keep_graph=False)),
+                                                        double_backward_fn(w))
     return out
 
 

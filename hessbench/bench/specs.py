@@ -111,6 +111,12 @@ RATIO: dict[str, RatioSpec] = {
         gated=False),
     "mlp.kept_list_hvp_over_batch_grads": RatioSpec(
         "MLP, list of 10 x 100, keep_graph=True: HVP / the 10 batch gradients", gated=False),
+    # the floor of any product that rebuilds each batch's graph: above the 2.5x
+    "mlp.double_backward_over_batch_grads": RatioSpec(
+        "MLP, list of 10 x 100: plain double backward per batch / the 10 batch gradients",
+        gated=False),
+    "mlp.scratch_hvp_over_double_backward": RatioSpec(
+        "MLP, one batch of 1000, keep_graph=False: HVP / plain double backward"),
     "cnn.hvp_over_grad": RatioSpec("small CNN: one HVP / one gradient"),
     "resnet18.hvp_over_grad": RatioSpec("ResNet-18: one HVP / one gradient"),
     "resnet18.hvp_over_pyhessian_hvp": RatioSpec("ResNet-18: hessbench HVP / PyHessian HVP"),

@@ -15,7 +15,8 @@ same model, data and parameters:
   batch of 32 random N(0, 1) images of size 3 x 32 x 32 with random labels.
 
 The reference cost of every time ratio is one full-data gradient by plain autograd
-(:func:`gradient_fn`).
+(:func:`gradient_fn`), or, for products that rebuild their graph, one plain double
+backward (:func:`double_backward_fn`).
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from hessbench.problem import LossFn, trainable_parameters
 from hessbench.training import train
 from hessbench.utils import resolve_device, seeded_generator
 
-__all__ = ["Workload", "WORKLOADS", "get_workload", "gradient_fn"]
+__all__ = ["Workload", "WORKLOADS", "get_workload", "gradient_fn", "double_backward_fn"]
 
 
 @dataclass(frozen=True)
@@ -130,3 +131,22 @@ def gradient_fn(w: Workload, data=None) -> Callable[[], object]:
     if data is None:
         return lambda: one(w.inputs, w.targets)
     return lambda: [one(x, y) for x, y in data]
+
+
+def double_backward_fn(w: Workload, data=None, seed: int = 0) -> Callable[[], object]:
+    """One HVP by plain double backward (forward, backward with ``create_graph``, backward
+    of g . v; Pearlmutter 1994) by autograd on the live model: on the whole set, or once per
+    batch of ``data``. The cost floor of an HVP that rebuilds its graph, to which the
+    from-scratch and streamed products are compared; v is the benchmarks' fixed random
+    vector (seed 0, as :func:`hessbench.bench.impls.random_block`)."""
+    params = list(trainable_parameters(w.model).values())
+    flat = torch.randn(sum(p.numel() for p in params), generator=seeded_generator(seed),
+                       dtype=params[0].dtype).to(w.device)
+    v = [t.view_as(p) for t, p in zip(flat.split([p.numel() for p in params]), params)]
+
+    def one(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        g = torch.autograd.grad(w.loss_fn(w.model(x), y), params, create_graph=True)
+        return torch.autograd.grad(g, params, v)
+
+    listed = [w.data()] if data is None else data
+    return lambda: [one(x, y) for x, y in listed]

@@ -415,9 +415,31 @@ def test_streamed_ratios_cover_both_data_sources_against_the_same_data():
     assert set(out) == {f"mlp.{k}" for k in (
         "streamed_hvp_over_pyhessian", "loader_hvp_over_pyhessian",
         "streamed_hvp_over_batch_grads", "loader_hvp_over_batch_grads",
-        "kept_list_hvp_over_batch_grads")}
+        "kept_list_hvp_over_batch_grads", "double_backward_over_batch_grads",
+        "scratch_hvp_over_double_backward")}
     assert set(out) <= set(specs.RATIO)
-    assert all(specs.RATIO[k].gated == k.endswith("pyhessian") for k in out)
+    gated = {k for k in out if k.endswith("pyhessian")} | {
+        "mlp.scratch_hvp_over_double_backward"}
+    assert {k for k in out if specs.RATIO[k].gated} == gated
+
+
+def test_double_backward_reference_is_the_hvp_with_the_benchmark_vector():
+    """The gate's reference HVP (plain double backward) is H v for the vector every
+    implementation is timed on: on the whole set and summed over a list of batches."""
+    from hessbench.bench.impls import random_block
+    from hessbench.bench.workloads import double_backward_fn, get_workload
+
+    w = get_workload("mlp-init")
+    op = w.hessian()
+    want = op.matvec(random_block(op.num_params, 1, op.dtype, op.device)[:, 0])
+    whole = double_backward_fn(w)()
+    assert len(whole) == 1
+    torch.testing.assert_close(torch.cat([t.reshape(-1) for t in whole[0]]), want,
+                               rtol=1e-4, atol=1e-6)
+    listed = w.data(len(w.inputs) // 4)
+    per_batch = double_backward_fn(w, listed)()
+    mean = sum(torch.cat([t.reshape(-1) for t in h]) for h in per_batch) / len(per_batch)
+    torch.testing.assert_close(mean, want, rtol=1e-4, atol=1e-6)
 
 
 def test_cli_compare_prints_progress_fits_100_columns_and_writes_the_notes(
