@@ -173,7 +173,10 @@ class CurvatureOperator:
         # Columns per product, measured on CPU, 1 thread, loaded machine (min of 3,
         # benchmarks/spectrum_per_param.py): the 4270-parameter MLP takes 1.2-1.4 ms per
         # column from 8 to 32 (1.8 at 256), the CNN 10.4 ms at 8, 12.4 at 16, 21.5 at 32
-        # (27 at 256): its vmapped convolutions do not amortise. On CUDA wide blocks
+        # (27 at 256): its vmapped convolutions do not amortise. Re-measured with the other
+        # block products (1 thread, load ~0.7): the CNN's forward-over-reverse takes 13 /
+        # 17 / 35 ms per column at 8 / 32 / 128, autograd's is_grads_batched through the
+        # kept graph 12 / 19 / 24, this vmapped vjp 7.3 / 18 / 26. On CUDA wide blocks
         # amortise kernel launches (the earlier rule, kept; not re-measured).
         wide = max(self.chunk_size or n, 256)
         step = min(n, chunk_size or (wide if self.device.type == "cuda" else DENSE_BLOCK_CPU))
