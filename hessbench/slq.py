@@ -5,9 +5,8 @@ Each step applies the operator once to the block of all live probes' Lanczos vec
 (one vmapped product), then, per probe, the three-term recurrence and one pass of
 classical Gram-Schmidt against that probe's whole basis (two matrix-vector products
 with its contiguous steps x n basis), repeated only for a probe whose vector lost more
-than a factor 1/sqrt(2) of its norm in the pass (the DGKS criterion: Daniel, Gragg,
-Kaufman & Stewart, Math. Comp. 30 (1976)). After the local terms are removed the
-Gram-Schmidt pass meets only rounding-size components, so the repetition is rare.
+than a factor 1/sqrt(2) of its norm in the pass (the DGKS criterion,
+:func:`hessbench.krylov.reorthogonalize`).
 
 References: Golub & Meurant, "Matrices, Moments and Quadrature with Applications" (2010);
 Lin, Saad & Yang, SIAM Review 58 (2016); Ghorbani, Krishnan & Xiao, ICML 2019.
@@ -19,7 +18,7 @@ import math
 import numpy as np
 import torch
 
-from hessbench.krylov import F64, apply, basis_memory, rademacher
+from hessbench.krylov import F64, apply, basis_memory, rademacher, reorthogonalize
 from hessbench.operators import CurvatureOperator, as_operator
 from hessbench.progress import Progress, reporter
 from hessbench.results import DensityResult
@@ -28,20 +27,8 @@ from hessbench.validation import check_int
 
 __all__ = ["spectral_density"]
 
-DGKS = 1 / math.sqrt(2.0)
-"""Repeat the Gram-Schmidt pass when it leaves less than this fraction of the norm."""
 BREAKDOWN = 1e-10
 """A probe's Krylov space is exhausted when beta <= this x max|alpha| so far."""
-
-
-def _reorthogonalize(w: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    """Remove from ``w`` (n,) its components along the rows of ``basis`` (j x n,
-    orthonormal), in place: one classical Gram-Schmidt pass, a second one by DGKS."""
-    before = float(torch.linalg.vector_norm(w))
-    w.sub_(basis.T @ (basis @ w))
-    if float(torch.linalg.vector_norm(w)) < DGKS * before:
-        w.sub_(basis.T @ (basis @ w))
-    return w
 
 
 def spectral_density(A: CurvatureOperator | torch.Tensor | np.ndarray, *, num_probes: int = 8,
@@ -83,7 +70,7 @@ def spectral_density(A: CurvatureOperator | torch.Tensor | np.ndarray, *, num_pr
                     w.sub_(V[p, j - 1], alpha=betas[p, j - 1])
                 if j == steps - 1:
                     continue
-                _reorthogonalize(w, V[p, :j + 1])
+                reorthogonalize(w, V[p, :j + 1])
                 beta = float(torch.linalg.vector_norm(w))
                 if beta > BREAKDOWN * max(np.abs(alphas[p, :j + 1]).max(), 1e-300):
                     betas[p, j] = beta

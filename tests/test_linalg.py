@@ -62,6 +62,41 @@ def test_eigsh_restarts_with_a_small_basis():
     assert np.allclose(r.values, spec[:5], rtol=1e-8)
 
 
+@pytest.mark.parametrize("which", ["LA", "SA", "BE"])
+def test_eigsh_restarts_in_column_chunks_keep_an_orthonormal_basis(monkeypatch, which):
+    """Thick restarts that rotate the basis a few columns at a time (chunk 7 of n = 60):
+    eigenvalues as eigvalsh, Ritz vectors orthonormal and eigenvectors, to 1e-10."""
+    from hessbench import linalg
+
+    monkeypatch.setattr(linalg, "ROTATE_CHUNK", 7)
+    A = random_symmetric(60, seed=3)
+    r = hb.eigsh(A, k=4, which=which, basis_size=10, tol=1e-12, seed=1)
+    assert r.converged
+    exact = torch.linalg.eigvalsh(A).numpy()
+    want = {"LA": exact[-4:][::-1], "SA": exact[:4], "BE": np.r_[exact[:2], exact[-2:][::-1]]}
+    np.testing.assert_allclose(np.sort(r.values), np.sort(want[which]), atol=1e-10)
+    Y = r.vectors
+    torch.testing.assert_close(Y.T @ Y, torch.eye(4, dtype=torch.float64), atol=1e-10, rtol=0)
+    torch.testing.assert_close(A @ Y, Y * torch.as_tensor(r.values), atol=1e-10, rtol=0)
+
+
+def test_rotate_rows_is_the_product_chunk_by_chunk(monkeypatch):
+    """_rotate_rows(V, j, Y): V[:p] = Y^T V[:j] in place, whatever the chunking; the rows
+    from p on stay."""
+    from hessbench import linalg
+
+    gen = torch.Generator().manual_seed(0)
+    V = torch.randn(6, 23, generator=gen, dtype=torch.float64)
+    Y = torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    want = V.clone()
+    want[:3] = Y.T @ V[:5]
+    for chunk in (1, 4, 23, 100):
+        monkeypatch.setattr(linalg, "ROTATE_CHUNK", chunk)
+        got = V.clone()
+        linalg._rotate_rows(got, 5, Y)
+        torch.testing.assert_close(got, want, atol=1e-14, rtol=0)
+
+
 def test_eigsh_finds_multiple_eigenvalues_of_identity():
     r = hb.eigsh(torch.eye(10, dtype=F64), k=3)
     assert r.converged and np.allclose(r.values, 1.0)
