@@ -57,10 +57,12 @@ def main() -> None:
             with fwAD.dual_level():
                 duals = [fwAD.make_dual(p, t) for p, t in zip(leaves, v)]
                 tree = dict(zip(names, duals))
-                for x, y in data:
+                out = []
+                for x, y in data:   # the tangent of each batch gradient is H_b v
                     g = torch.autograd.grad(w.loss_fn(functional_call(w.model, tree, (x,)), y),
                                             duals)
-                    [fwAD.unpack_dual(t).tangent for t in g]
+                    out.append([fwAD.unpack_dual(t).tangent for t in g])
+                return out
         return run
 
     from pyhessian import hessian

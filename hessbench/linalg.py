@@ -96,8 +96,8 @@ def eigsh(A: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 6,
     relative for the 5th) and tol <= 1e-5, the default 1e-6 included, ends with
     ``converged=False`` at that floor. A float64 operator (``dtype=torch.float64``)
     reaches every tol: eigenvalue errors 6e-9 at tol 1e-4 and 3.5e-13 at tol 1e-6
-    (about residual^2 / gap). The basis (about m + k + 4 float64 vectors of length n) is refused with
-    ``MemoryError`` when it does not fit. ``progress`` (see :mod:`hessbench.progress`)
+    (about residual^2 / gap). The basis (about m + k + 4 float64 vectors of length n) is
+    refused with ``MemoryError`` when it does not fit. ``progress`` (see :mod:`hessbench.progress`)
     counts products out of ``max_matvecs``, ending at the number used.
     """
     op = as_operator(A)
