@@ -21,5 +21,7 @@ class TopEigenvalues(Solver):
 
     def peakmem_top_eigenvalues(self, *_: object) -> None:
         """Peak memory (process RSS, asv's peakmem) of one top-k solve: on ResNet-18
-        (with ``HESSBENCH_BENCH_DEVICE=cuda``) hessbench's kept graph vs PyHessian's."""
+        (with ``HESSBENCH_BENCH_DEVICE=cuda``) hessbench's kept graph vs PyHessian's. On a
+        CPU, ``benchmarks/resnet18_top5_memory.py`` measures the ResNet-18 top-5 once per
+        implementation, each in a fresh process."""
         self.run()
