@@ -6,7 +6,8 @@ fresh process, since peak RSS is a per-process figure (what asv's ``peakmem_`` r
 Per implementation: the peak RSS once the workload and the implementation's Hessian
 object are built, the peak after the solve, their difference (what the solve added),
 the wall time of the solve, the solver's own converged flag (PyHessian has none) and the
-five largest eigenvalues. The asv suite's
+five largest eigenvalues; for hessbench also the share of the products (its matvecs x the
+median of 3 timed products), the rest being the solver's own work. The asv suite's
 ``peakmem_top_eigenvalues`` skips ResNet-18 on a CPU (its ``time_`` twin would repeat a
 solve of a minute); this script is its CPU stand-in.
 
@@ -39,20 +40,40 @@ def _one(impl_name: str, threads: int) -> dict[str, object]:
     torch.set_num_threads(threads)
     impl = IMPLEMENTATIONS[impl_name]()
     w = get_workload("resnet18")
-    solve = impl.top_eigenvalues(impl.prepare(w), 5)
+    h = impl.prepare(w)
+    solve = impl.top_eigenvalues(h, 5)
     before = _peak_rss_gib()
     t0 = time.perf_counter()
     result = solve()
     seconds = time.perf_counter() - t0
+    peak = _peak_rss_gib()
+    products = None
     if impl_name == "hessbench":
         values, converged = result.values, result.converged
+        products = result.matvecs * _median_hvp_seconds(h)
     elif impl_name == "pyhessian":           # (eigenvalues, eigenvectors), no flag
         values, converged = result[0], None
     else:
         values, converged = _peer_values(result)
     top = sorted(np.asarray(values, dtype=float).ravel().tolist(), reverse=True)[:5]
-    return {"impl": impl_name, "setup_gib": before, "peak_gib": _peak_rss_gib(),
-            "seconds": seconds, "top5": top, "converged": converged}
+    return {"impl": impl_name, "setup_gib": before, "peak_gib": peak,
+            "seconds": seconds, "top5": top, "converged": converged, "products": products}
+
+
+def _median_hvp_seconds(op) -> float:
+    """The median of 3 timed products of hessbench's operator ``op``: what one of its
+    matvecs costs."""
+    import statistics
+
+    from hessbench.bench.impls import hvp_fn
+
+    hvp = hvp_fn(op)
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        hvp()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def main() -> None:
@@ -82,6 +103,9 @@ def main() -> None:
               f"{r['peak_gib'] - r['setup_gib']:10.2f} {r['seconds']:8.1f} "
               f"{'-' if r['converged'] is None else str(r['converged']):>9s}  "
               + ", ".join(f"{v:.4g}" for v in r["top5"]))
+        if r["products"] is not None:
+            print(f"{'':14s} of which products ~{r['products']:.1f} s (matvecs x the median "
+                  f"of 3 timed products), the rest in the solver")
 
 
 if __name__ == "__main__":
