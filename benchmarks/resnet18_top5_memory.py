@@ -33,8 +33,10 @@ def _one(impl_name: str, threads: int) -> dict[str, object]:
     import numpy as np
     import torch
 
+    from hessbench.bench.impls import hvp_fn
     from hessbench.bench.measure import _peer_values
     from hessbench.bench.peers import IMPLEMENTATIONS
+    from hessbench.bench.timing import time_call
     from hessbench.bench.workloads import get_workload
 
     torch.set_num_threads(threads)
@@ -50,7 +52,8 @@ def _one(impl_name: str, threads: int) -> dict[str, object]:
     products = None
     if impl_name == "hessbench":
         values, converged = result.values, result.converged
-        products = result.matvecs * _median_hvp_seconds(h)
+        products = result.matvecs * time_call(hvp_fn(h), repeats=3, warmup=0,
+                                              device=h.device).median
     elif impl_name == "pyhessian":           # (eigenvalues, eigenvectors), no flag
         values, converged = result[0], None
     else:
@@ -58,22 +61,6 @@ def _one(impl_name: str, threads: int) -> dict[str, object]:
     top = sorted(np.asarray(values, dtype=float).ravel().tolist(), reverse=True)[:5]
     return {"impl": impl_name, "setup_gib": before, "peak_gib": peak,
             "seconds": seconds, "top5": top, "converged": converged, "products": products}
-
-
-def _median_hvp_seconds(op) -> float:
-    """The median of 3 timed products of hessbench's operator ``op``: what one of its
-    matvecs costs."""
-    import statistics
-
-    from hessbench.bench.impls import hvp_fn
-
-    hvp = hvp_fn(op)
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        hvp()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -12,8 +12,10 @@ min and median of ``--repeats`` samples of >= 20 ms), 1 thread:
 * the from-scratch HVP on the whole set (``keep_graph=False``) / plain double backward.
 
 Run it against another source tree (before / after) with
-``PYTHONPATH=<tree> .venv/bin/python benchmarks/streamed_hvp.py``; ``keep_graph=True``
-rows are skipped where the tree refuses it for several batches.
+``PYTHONPATH=<tree> .venv/bin/python benchmarks/streamed_hvp.py``: the tree needs
+``hessbench.bench.workloads.double_backward_fn`` (from 5f41b02 on; for an older core,
+copy today's ``hessbench/bench`` into it); ``keep_graph=True`` rows are skipped where the
+tree refuses it for several batches.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import hessbench as hb
 from hessbench.bench.impls import hvp_fn
 from hessbench.bench.peers import pyhessian_hessian, pyhessian_hvp_fn
 from hessbench.bench.timing import time_ratio
-from hessbench.bench.workloads import double_backward_fn, get_workload
+from hessbench.bench.workloads import double_backward_fn, get_workload, gradient_fn
 from hessbench.problem import trainable_parameters
 
 
@@ -45,9 +47,6 @@ def main() -> None:
     listed = w.data(100)
     loader = DataLoader(TensorDataset(w.inputs, w.targets), batch_size=100)
     v = [torch.randn(p.shape, generator=torch.Generator().manual_seed(0)) for p in params]
-
-    def grads(data):
-        return lambda: [torch.autograd.grad(w.loss_fn(w.model(x), y), params) for x, y in data]
 
     def forward_over_reverse(data):
         names = [k for k, p in w.model.named_parameters() if p.requires_grad]
@@ -70,16 +69,16 @@ def main() -> None:
     pyh_loader = hessian(copy.deepcopy(w.model), w.loss_fn, dataloader=loader, cuda=False)
     cases = {
         "list HVP / 10 batch gradients": (hvp_fn(hb.hessian(w.model, w.loss_fn, listed)),
-                                          grads(listed)),
+                                          gradient_fn(w, listed)),
         "DataLoader HVP / 10 batch gradients (list)": (
-            hvp_fn(hb.hessian(w.model, w.loss_fn, loader)), grads(listed)),
+            hvp_fn(hb.hessian(w.model, w.loss_fn, loader)), gradient_fn(w, listed)),
         "DataLoader HVP / 10 batch gradients (loader)": (
-            hvp_fn(hb.hessian(w.model, w.loss_fn, loader)), grads(loader)),
+            hvp_fn(hb.hessian(w.model, w.loss_fn, loader)), gradient_fn(w, loader)),
         "PyHessian list / 10 batch gradients": (
-            pyhessian_hvp_fn(pyhessian_hessian(w, 100)), grads(listed)),
-        "double backward / 10 batch gradients": (double_backward_fn(w, listed), grads(listed)),
+            pyhessian_hvp_fn(pyhessian_hessian(w, 100)), gradient_fn(w, listed)),
+        "double backward / 10 batch gradients": (double_backward_fn(w, listed), gradient_fn(w, listed)),
         "forward-over-reverse / 10 batch gradients": (forward_over_reverse(listed),
-                                                      grads(listed)),
+                                                      gradient_fn(w, listed)),
         "list HVP / PyHessian (list)": (hvp_fn(hb.hessian(w.model, w.loss_fn, listed)),
                                         pyhessian_hvp_fn(pyhessian_hessian(w, 100))),
         "DataLoader HVP / PyHessian (loader)": (
@@ -89,7 +88,7 @@ def main() -> None:
     }
     try:
         cases["keep_graph=True list / 10 batch gradients"] = (
-            hvp_fn(hb.hessian(w.model, w.loss_fn, listed, keep_graph=True)), grads(listed))
+            hvp_fn(hb.hessian(w.model, w.loss_fn, listed, keep_graph=True)), gradient_fn(w, listed))
     except ValueError:
         pass
     print(f"hessbench from {os.path.dirname(hb.__file__)}; load {os.getloadavg()[0]:.2f}")

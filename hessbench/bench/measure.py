@@ -103,10 +103,11 @@ def _streamed_ratios(w: Workload, ratio: Callable[[Call, Call], float]) -> dict[
         out[f"mlp.{kind}_hvp_over_pyhessian"] = ratio(
             hvp, PYH.hvp(pyhessian_hessian(w, size, loader=kind == "loader")))
         out[f"mlp.{kind}_hvp_over_batch_grads"] = ratio(hvp, gradient_fn(w, data))
-    kept = HB.hvp(hb.hessian(w.model, w.loss_fn, w.data(size), keep_graph=True))
-    out["mlp.kept_list_hvp_over_batch_grads"] = ratio(kept, gradient_fn(w, w.data(size)))
-    out["mlp.double_backward_over_batch_grads"] = ratio(double_backward_fn(w, w.data(size)),
-                                                        gradient_fn(w, w.data(size)))
+    listed = w.data(size)
+    kept = HB.hvp(hb.hessian(w.model, w.loss_fn, listed, keep_graph=True))
+    out["mlp.kept_list_hvp_over_batch_grads"] = ratio(kept, gradient_fn(w, listed))
+    out["mlp.double_backward_over_batch_grads"] = ratio(double_backward_fn(w, listed),
+                                                        gradient_fn(w, listed))
     out["mlp.scratch_hvp_over_double_backward"] = ratio(HB.hvp(w.hessian(keep_graph=False)),
                                                         double_backward_fn(w))
     return out
